@@ -1,0 +1,92 @@
+"""Consent & Ethics Portal: the Flask application factory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config -> extensions -> blueprints -> cli."""
+    instance_path = os.environ.get("PORTAL_INSTANCE_PATH", str(PROJECT_ROOT / "instance"))
+    app = Flask(
+        __name__,
+        instance_path=instance_path,
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    _load_config(app, test_config)
+    _configure_jinja(app)
+
+    from portal.core import errors, i18n, navigation, permissions, security
+    from portal.extensions import babel, csrf, db, login_manager
+
+    db.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    login_manager.init_app(app)
+    security.init_app(app)
+    permissions.init_app(app)
+    errors.init_app(app)
+    i18n.init_app(app)
+    navigation.init_app(app)
+
+    from portal.accounts import auth
+    from portal.accounts.views import bp as accounts_bp
+    from portal.consent.views import bp as consent_bp
+    from portal.core.views import bp as core_bp
+    from portal.oversight.views import bp as oversight_bp
+    from portal.review.views import bp as review_bp
+
+    auth.init_app(app)
+    for blueprint in (core_bp, accounts_bp, consent_bp, review_bp, oversight_bp):
+        app.register_blueprint(blueprint)
+
+    from portal.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Defaults, then instance/config.py, then PORTAL_* variables, then the test's overrides."""
+    app.config.from_object("portal.config.DefaultConfig")
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("PORTAL")
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'portal.db'}"
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
+    app.config["SESSION_COOKIE_SECURE"] = app.config["ENVIRONMENT"] != "development"
+
+
+def _instance_secret_key(instance_path: Path) -> str:
+    """Read the generated secret key, creating it (mode 0600) on first start."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def _configure_jinja(app: Flask) -> None:
+    """Project templates first, then the NHS.UK frontend macros from PyPI."""
+    app.jinja_options = {
+        **app.jinja_options,
+        "undefined": ChainableUndefined,
+        "extensions": ["jinja2.ext.do"],
+    }
+    app.jinja_loader = ChoiceLoader(  # type: ignore[assignment]
+        [FileSystemLoader(app.template_folder), PackageLoader("nhsuk_frontend_jinja")]
+    )

@@ -1,0 +1,139 @@
+"""Account forms; labels are lazily translated."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length
+
+from portal.core.permissions import Role
+
+ROLE_LABELS = {
+    Role.PATIENT: _l("Patient"),
+    Role.THERAPIST: _l("Therapist (takes consent)"),
+    Role.INVESTIGATOR: _l("Investigator"),
+    Role.PANEL_MEMBER: _l("Ethics panel member"),
+    Role.PANEL_CHAIR: _l("Ethics panel chair"),
+    Role.ADMINISTRATOR: _l("Administrator"),
+}
+
+STAFF_ROLE_CHOICES = [
+    (role.value, ROLE_LABELS[role])
+    for role in (
+        Role.THERAPIST,
+        Role.INVESTIGATOR,
+        Role.PANEL_MEMBER,
+        Role.PANEL_CHAIR,
+        Role.ADMINISTRATOR,
+    )
+]
+
+
+def _email_field() -> EmailField:
+    return EmailField(
+        _l("Email address"),
+        validators=[
+            DataRequired(_l("Enter an email address")),
+            Length(max=254, message=_l("Email address must be 254 characters or fewer")),
+            Email(
+                message=_l("Enter an email address in the correct format, like name@example.org")
+            ),
+        ],
+    )
+
+
+def _name_field() -> StringField:
+    return StringField(
+        _l("Full name"),
+        validators=[
+            DataRequired(_l("Enter the person's full name")),
+            Length(max=200, message=_l("Full name must be 200 characters or fewer")),
+        ],
+    )
+
+
+def _new_password_fields() -> tuple[PasswordField, PasswordField]:
+    password = PasswordField(
+        _l("New password"),
+        validators=[InputRequired(_l("Enter a new password"))],
+        description=_l("At least 8 characters. A few unrelated words make a strong password."),
+    )
+    confirm = PasswordField(
+        _l("Confirm new password"),
+        validators=[
+            InputRequired(_l("Enter the new password again")),
+            EqualTo("password", message=_l("The passwords do not match")),
+        ],
+    )
+    return password, confirm
+
+
+def _reason_field(label: str) -> TextAreaField:
+    return TextAreaField(
+        label,
+        validators=[
+            DataRequired(_l("Enter the reason for this change")),
+            Length(max=2000, message=_l("The reason must be 2000 characters or fewer")),
+        ],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        _l("Email address"),
+        validators=[
+            DataRequired(_l("Enter your email address")),
+            Length(max=254, message=_l("Email address must be 254 characters or fewer")),
+        ],
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            InputRequired(_l("Enter your password")),
+            Length(max=1024, message=_l("Password is too long")),
+        ],
+    )
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(
+        _l("Current password"), validators=[InputRequired(_l("Enter your current password"))]
+    )
+    password, confirm = _new_password_fields()
+
+
+class AcceptInvitationForm(FlaskForm):
+    password, confirm = _new_password_fields()
+
+
+class InvitePatientForm(FlaskForm):
+    full_name = _name_field()
+    email = _email_field()
+
+
+class InviteStaffForm(FlaskForm):
+    full_name = _name_field()
+    email = _email_field()
+    role = RadioField(
+        _l("Role"),
+        choices=STAFF_ROLE_CHOICES,
+        validators=[InputRequired(_l("Select a role"))],
+    )
+
+
+class ChangeRoleForm(FlaskForm):
+    role = RadioField(
+        _l("New role"),
+        choices=STAFF_ROLE_CHOICES,
+        validators=[InputRequired(_l("Select a role"))],
+    )
+    reason = _reason_field(_l("Reason for the role change"))
+
+
+class AccountStatusForm(FlaskForm):
+    reason = _reason_field(_l("Reason"))
+
+
+class EmptyForm(FlaskForm):
+    """A form with only its CSRF token (sign out, revoke)."""

@@ -1,0 +1,188 @@
+"""Users, their server-side sign-in sessions, and invitations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from portal.core.db import Base, UTCDateTime, utcnow
+from portal.core.permissions import ALL_ROLES, Role
+
+_ROLE_LIST = ", ".join(f"'{role.value}'" for role in sorted(ALL_ROLES))
+LOCALES = ("en_GB", "cy")
+
+
+class AccountError(Exception):
+    """A refused account operation; the message is safe to show to the user."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the form field the message belongs next to, if any
+
+
+class User(Base):
+    """A person with an account. Never deleted, so identities are never reused."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    locale: Mapped[str] = mapped_column(String(8), default="en_GB")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    invited_by: Mapped[User | None] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_ROLE_LIST})", name="role_known"),
+        CheckConstraint("locale IN ('en_GB', 'cy')", name="locale_known"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    # Flask-Login protocol; get_id() names the sign-in session, not the user, so that ending
+    # the session on the server makes a copied cookie worthless.
+    session_token = None  # set by the user loader for this request
+    current_session = None  # the UserSession behind this request
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str | None:
+        return self.session_token
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role != Role.PATIENT
+
+    def audit_view(self) -> dict[str, object]:
+        """The fields that audit events record before and after a change."""
+        return {
+            "email": self.email,
+            "full_name": self.full_name,
+            "role": str(self.role),
+            "active": self.active,
+            "locale": self.locale,
+        }
+
+    @classmethod
+    def by_email(cls, session: Session, email: str) -> User | None:
+        return session.scalar(select(cls).where(cls.email == normalise_email(email)))
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class UserSession(Base):
+    """A server-side sign-in session; the cookie holds only its random token."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+    def end(self, reason: str) -> None:
+        if self.ended_at is None:
+            self.ended_at = utcnow()
+            self.end_reason = reason
+
+
+class Invitation(Base):
+    """A single-use, expiring link on which an invited person sets their password."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    invited_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    invited_by: Mapped[User] = relationship(foreign_keys=[invited_by_id])
+    accepted_user: Mapped[User | None] = relationship(foreign_keys=[accepted_user_id])
+
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_ROLE_LIST})", name="role_known"),
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+    )
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= utcnow():
+            return "expired"
+        return "pending"
+
+    def ensure_usable(self) -> None:
+        """Refuse a link that was used, withdrawn or has expired."""
+        status = self.status
+        if status != "pending":
+            from flask_babel import gettext as _
+
+            messages = {
+                "accepted": _("This invitation link has already been used. Sign in instead."),
+                "revoked": _("This invitation was withdrawn. Ask the study team for a new one."),
+                "expired": _("This invitation link has expired. Ask the study team for a new one."),
+            }
+            raise AccountError(messages[status])
+
+    def mark_accepted(self, user: User) -> None:
+        self.ensure_usable()
+        self.accepted_at = utcnow()
+        self.accepted_user_id = user.id
+
+
+def pending_invitation_count(session: Session, email: str) -> int:
+    return (
+        session.scalar(
+            select(func.count(Invitation.id)).where(
+                Invitation.email == normalise_email(email),
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+        )
+        or 0
+    )

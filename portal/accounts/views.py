@@ -1,0 +1,254 @@
+"""Sign in and out, passwords, invitations, and the administrators' staff pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+
+from portal.accounts import services
+from portal.accounts.forms import (
+    ROLE_LABELS,
+    AcceptInvitationForm,
+    AccountStatusForm,
+    ChangeRoleForm,
+    EmptyForm,
+    InvitePatientForm,
+    InviteStaffForm,
+    LoginForm,
+    PasswordChangeForm,
+)
+from portal.accounts.models import AccountError, Invitation, User
+from portal.core.forms import client_address, safe_next_url
+from portal.core.i18n import current_locale_code
+from portal.core.permissions import Role, public, roles_required, signed_in
+from portal.extensions import db
+
+bp = Blueprint("accounts", __name__, url_prefix="/account")
+
+
+@bp.app_context_processor
+def _role_labels() -> dict[str, object]:
+    return {"role_labels": ROLE_LABELS}
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@public
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("core.home"))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        result = services.sign_in(
+            db.session,
+            form.email.data,
+            form.password.data,
+            client_address(),
+            request.user_agent.string,
+        )
+        db.session.commit()
+        if result is not None:
+            login_user(result.user)
+            return redirect(safe_next_url(request.args.get("next")) or url_for("core.home"))
+        error = _("The email address or password is not correct")
+    status = 400 if request.method == "POST" else 200
+    return render_template("accounts/login.html", form=form, error=error), status
+
+
+@bp.route("/sign-out", methods=["POST"])
+@signed_in
+def logout():
+    if EmptyForm().validate_on_submit():
+        services.sign_out(db.session, current_user.current_session)
+        db.session.commit()
+        logout_user()
+        flash(_("You have signed out."), "success")
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@signed_in
+def change_password():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(
+                db.session,
+                current_user,
+                form.current_password.data,
+                form.password.data,
+                current_user.current_session,
+            )
+        except AccountError as exc:
+            form[exc.field or "password"].errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(
+                _("Your password has been changed. Your other sessions were signed out."), "success"
+            )
+            return redirect(url_for("core.home"))
+    status = 400 if form.errors else 200
+    return render_template("accounts/change_password.html", form=form), status
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+@public
+def accept_invitation(token: str):
+    invitation = services.find_invitation(db.session, token)
+    if invitation is None:
+        abort(404)
+    try:
+        invitation.ensure_usable()
+    except AccountError as exc:
+        return render_template("accounts/invitation_unusable.html", message=str(exc)), 410
+    form = AcceptInvitationForm()
+    if form.validate_on_submit():
+        try:
+            user = services.accept_invitation(
+                db.session, invitation, form.password.data, current_locale_code()
+            )
+            result = services.sign_in(
+                db.session,
+                user.email,
+                form.password.data,
+                client_address(),
+                request.user_agent.string,
+            )
+        except AccountError as exc:
+            form.password.errors.append(str(exc))
+        else:
+            db.session.commit()
+            if current_user.is_authenticated:
+                logout_user()
+            if result is not None:
+                login_user(result.user)
+            flash(_("Your account is ready. Welcome."), "success")
+            return redirect(url_for("core.home"))
+    status = 400 if form.errors else 200
+    return render_template(
+        "accounts/accept_invitation.html", form=form, invitation=invitation
+    ), status
+
+
+# --- therapists: patients and their invitations ------------------------------------------------
+
+
+@bp.route("/patients")
+@roles_required(Role.THERAPIST)
+def patients():
+    invitations = db.session.scalars(
+        select(Invitation)
+        .where(Invitation.invited_by_id == current_user.id, Invitation.role == Role.PATIENT)
+        .order_by(Invitation.created_at.desc())
+    ).all()
+    return render_template("accounts/patients.html", invitations=invitations, form=EmptyForm())
+
+
+@bp.route("/patients/invite", methods=["GET", "POST"])
+@roles_required(Role.THERAPIST)
+def invite_patient():
+    form = InvitePatientForm()
+    return _invite(form, Role.PATIENT, "accounts/invite_patient.html", "accounts.patients")
+
+
+@bp.route("/invitations/<int:invitation_id>/withdraw", methods=["POST"])
+@roles_required(Role.THERAPIST, Role.ADMINISTRATOR)
+def revoke_invitation(invitation_id: int):
+    invitation = db.get_or_404(Invitation, invitation_id)
+    if invitation.invited_by_id != current_user.id and current_user.role != Role.ADMINISTRATOR:
+        abort(403)
+    back = url_for("accounts.staff" if invitation.role != Role.PATIENT else "accounts.patients")
+    if EmptyForm().validate_on_submit():
+        try:
+            services.revoke_invitation(db.session, invitation, current_user)
+        except AccountError as exc:
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("The invitation was withdrawn; its link no longer works."), "success")
+    return redirect(back)
+
+
+def _invite(form, role: Role, template: str, list_endpoint: str):
+    if form.validate_on_submit():
+        chosen_role = Role(form.role.data) if hasattr(form, "role") else role
+        try:
+            invitation, token = services.create_invitation(
+                db.session, current_user, form.email.data, form.full_name.data, chosen_role
+            )
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            db.session.commit()
+            link = url_for("accounts.accept_invitation", token=token, _external=True)
+            return render_template(
+                "accounts/invitation_created.html",
+                invitation=invitation,
+                link=link,
+                list_endpoint=list_endpoint,
+            )
+    status = 400 if form.errors else 200
+    return render_template(template, form=form), status
+
+
+# --- administrators: staff accounts ------------------------------------------------------------
+
+
+@bp.route("/staff")
+@roles_required(Role.ADMINISTRATOR)
+def staff():
+    users = db.session.scalars(select(User).order_by(User.role, User.full_name)).all()
+    invitations = db.session.scalars(
+        select(Invitation)
+        .where(Invitation.role != Role.PATIENT)
+        .order_by(Invitation.created_at.desc())
+    ).all()
+    return render_template(
+        "accounts/staff.html", users=users, invitations=invitations, form=EmptyForm()
+    )
+
+
+@bp.route("/staff/invite", methods=["GET", "POST"])
+@roles_required(Role.ADMINISTRATOR)
+def invite_staff():
+    form = InviteStaffForm()
+    return _invite(form, Role.THERAPIST, "accounts/invite_staff.html", "accounts.staff")
+
+
+@bp.route("/staff/<int:user_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMINISTRATOR)
+def manage_user(user_id: int):
+    user = db.get_or_404(User, user_id)
+    role_form = ChangeRoleForm(prefix="role")
+    status_form = AccountStatusForm(prefix="status")
+    if request.method == "POST":
+        action = request.form.get("action")
+        if action not in {"change_role", "deactivate", "reactivate"}:
+            abort(400)
+        form = role_form if action == "change_role" else status_form
+        if form.validate_on_submit():
+            try:
+                message = _apply_user_action(user, action, form)
+            except AccountError as exc:
+                flash(str(exc), "error")
+            else:
+                db.session.commit()
+                flash(message, "success")
+                return redirect(url_for("accounts.manage_user", user_id=user.id))
+    status = 400 if (role_form.errors or status_form.errors) else 200
+    return render_template(
+        "accounts/manage_user.html", user=user, role_form=role_form, status_form=status_form
+    ), status
+
+
+def _apply_user_action(user: User, action: str, form) -> str:
+    if action == "change_role":
+        services.change_role(db.session, current_user, user, Role(form.role.data), form.reason.data)
+        return _("The role was changed; their sessions were signed out.")
+    reactivate = action == "reactivate"
+    services.set_active(db.session, current_user, user, reactivate, form.reason.data)
+    if reactivate:
+        return _("The account was reactivated.")
+    return _("The account was deactivated; its sessions were ended.")

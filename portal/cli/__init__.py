@@ -1,0 +1,10 @@
+"""Flask commands, one module per topic."""
+
+from flask import Flask
+
+
+def register_commands(app: Flask) -> None:
+    from portal.cli import accounts, audit, database, demo
+
+    for group in (database.db_group, accounts.accounts_group, audit.audit_group, demo.demo_group):
+        app.cli.add_command(group)

@@ -1,0 +1,60 @@
+"""`flask demo load`: one demonstration account per role, loaded once."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import func, select
+
+from portal.accounts.models import User
+from portal.accounts.services import create_user
+from portal.core import audit
+from portal.core.permissions import Role
+
+# These passwords are printed in the README: demo data is for local trials only.
+DEMO_ACCOUNTS = [
+    (Role.ADMINISTRATOR, "admin@example.org", "Alex Morgan", "demo-admin-pass"),
+    (Role.THERAPIST, "therapist@example.org", "Dr Rhian Evans", "demo-therapist-pass"),
+    (Role.PATIENT, "patient@example.org", "Sam Taylor", "demo-patient-pass"),
+    (Role.INVESTIGATOR, "investigator@example.org", "Prof Priya Shah", "demo-investigator-pass"),
+    (Role.PANEL_MEMBER, "panel@example.org", "Gareth Jones", "demo-panel-pass"),
+    (Role.PANEL_CHAIR, "chair@example.org", "Dr Helen Price", "demo-chair-pass"),
+]
+
+
+def load_demo_accounts(session) -> int:
+    """Create the demo accounts unless any account exists; return how many were created."""
+    if session.scalar(select(func.count(User.id))):
+        return 0
+    created: dict[Role, User] = {}
+    for role, email, name, password in DEMO_ACCOUNTS:
+        created[role] = create_user(
+            session,
+            email=email,
+            full_name=name,
+            role=role,
+            password=password,
+            actor=audit.SYSTEM,
+            reason="demo data",
+        )
+    # The demo patient was brought in by the demo therapist, as a real one would be.
+    created[Role.PATIENT].invited_by_id = created[Role.THERAPIST].id
+    session.flush()
+    return len(created)
+
+
+@click.group("demo", help="Demonstration data.")
+def demo_group() -> None:
+    pass
+
+
+@demo_group.command("load")
+def load_command() -> None:
+    """Load the demo accounts into an empty database (does nothing otherwise)."""
+    from portal.extensions import db
+
+    count = load_demo_accounts(db.session)
+    db.session.commit()
+    if count:
+        click.echo(f"Loaded {count} demo accounts (passwords in the README).")
+    else:
+        click.echo("Accounts already exist: demo data not loaded.")

@@ -1,0 +1,40 @@
+"""Default settings; secrets and site settings come from instance/config.py or PORTAL_* vars."""
+
+import datetime as dt
+
+
+class DefaultConfig:
+    # "production" turns on Secure cookies; `make run` and the tests set "development".
+    ENVIRONMENT = "production"
+    SECRET_KEY: str | None = None  # instance/config.py, PORTAL_SECRET_KEY, or generated once
+    DATABASE_URL: str | None = None  # default: SQLite file in the instance folder
+
+    # Invitations (patients by therapists, staff by administrators).
+    INVITATION_TTL_HOURS = 72
+
+    # Server-side sessions: idle and absolute limits end the session on the server.
+    SESSION_IDLE_MINUTES = 30
+    SESSION_ABSOLUTE_HOURS = 12
+    PERMANENT_SESSION_LIFETIME = dt.timedelta(hours=12)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "portal_session"
+    REMEMBER_COOKIE_DURATION = dt.timedelta(seconds=0)
+
+    # Argon2id parameters; None keeps argon2-cffi's RFC 9106 low-memory defaults.
+    ARGON2_TIME_COST: int | None = None
+    ARGON2_MEMORY_COST: int | None = None
+    ARGON2_PARALLELISM: int | None = None
+    PASSWORD_MIN_LENGTH = 8
+    PASSWORD_MAX_LENGTH = 128
+
+    # CSRF tokens live as long as the login session (patients read long documents).
+    WTF_CSRF_TIME_LIMIT = None
+
+    # Languages offered everywhere; dates are shown in UK time with the zone named.
+    LANGUAGES = {"en_GB": "English", "cy": "Cymraeg"}
+    BABEL_DEFAULT_LOCALE = "en_GB"
+    BABEL_DEFAULT_TIMEZONE = "Europe/London"
+    BABEL_TRANSLATION_DIRECTORIES = "translations"
+
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024

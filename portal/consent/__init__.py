@@ -1,0 +1,1 @@
+"""Consent: documents, the patient's journey, signatures and re-consent."""

@@ -1,0 +1,1 @@
+"""Cross-cutting foundations: database, audit trail, permissions, errors, i18n, security."""

@@ -1,0 +1,315 @@
+"""The tamper-evident audit trail: an append-only, SHA-256 hash-chained table of events.
+
+docs/audit-chain.md specifies the canonical encoding so that anyone can verify the chain
+independently. Events are appended in the caller's transaction, so an event exists exactly when
+the change it records was committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import has_request_context
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from portal.core.db import Base, UTCDateTime, utcnow
+
+GENESIS_HASH = "0" * 64
+SYSTEM_ROLE = "system"
+ANONYMOUS_ROLE = "anonymous"
+
+
+class AuditEvent(Base):
+    """One audit event. Never updated or deleted (database triggers refuse it)."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor_role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str | None] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    before_json: Mapped[str | None] = mapped_column(Text)
+    after_json: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (CheckConstraint("seq > 0", name="seq_positive"),)
+
+    @property
+    def before(self) -> Any:
+        return None if self.before_json is None else json.loads(self.before_json)
+
+    @property
+    def after(self) -> Any:
+        return None if self.after_json is None else json.loads(self.after_json)
+
+
+class AuditChainHead(Base):
+    """The single row naming the last event: serialises appends and exposes truncation."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+# --- canonical encoding ---------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """RFC 8785-style JSON: sorted keys, no whitespace, UTF-8 text, no floats."""
+    _refuse_floats(value)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def _refuse_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise TypeError("audit values may not contain floats (encode them as strings)")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("audit object keys must be strings")
+            _refuse_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_floats(item)
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    """UTC, microsecond precision, 'Z' suffix: 2026-11-25T18:30:00.000000Z."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def canonical_event_bytes(
+    *,
+    seq: int,
+    occurred_at: dt.datetime,
+    actor_id: int | None,
+    actor_role: str,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    reason: str | None,
+    before_json: str | None,
+    after_json: str | None,
+    request_id: str | None,
+    prev_hash: str,
+) -> bytes:
+    """The exact bytes hashed for an event (keys in sorted order, as docs/audit-chain.md says).
+
+    before_json and after_json are already canonical JSON text, so they are embedded verbatim;
+    this equals canonical_json() of the whole event object, only faster.
+    """
+    parts = [
+        '{"action":',
+        _text(action),
+        ',"actor_id":',
+        "null" if actor_id is None else str(int(actor_id)),
+        ',"actor_role":',
+        _text(actor_role),
+        ',"after":',
+        "null" if after_json is None else after_json,
+        ',"before":',
+        "null" if before_json is None else before_json,
+        ',"object_id":',
+        _text(object_id),
+        ',"object_type":',
+        _text(object_type),
+        ',"occurred_at":',
+        _text(format_timestamp(occurred_at)),
+        ',"prev_hash":',
+        _text(prev_hash),
+        ',"reason":',
+        _text(reason),
+        ',"request_id":',
+        _text(request_id),
+        ',"seq":',
+        str(int(seq)),
+        "}",
+    ]
+    return "".join(parts).encode("utf-8")
+
+
+def event_hash(**fields: Any) -> str:
+    return hashlib.sha256(canonical_event_bytes(**fields)).hexdigest()
+
+
+# --- appending ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a user (id and role at the time) or the system."""
+
+    id: int | None
+    role: str
+
+    @classmethod
+    def of(cls, user: Any) -> Actor:
+        return cls(id=user.id, role=str(user.role))
+
+
+SYSTEM = Actor(id=None, role=SYSTEM_ROLE)
+ANONYMOUS = Actor(id=None, role=ANONYMOUS_ROLE)
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    actor: Actor,
+    object_type: str | None = None,
+    object_id: Any = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str | None = None,
+) -> AuditEvent:
+    """Append an event in the session's current transaction and return it (flushed).
+
+    Appends are serialised on the chain head: SQLite transactions already hold the write lock
+    (BEGIN IMMEDIATE); PostgreSQL locks the head row FOR UPDATE until commit.
+    """
+    head = session.execute(
+        select(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    fields: dict[str, Any] = {
+        "seq": head.last_seq + 1,
+        "occurred_at": utcnow(),
+        "actor_id": actor.id,
+        "actor_role": actor.role,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "reason": reason,
+        "before_json": None if before is None else canonical_json(before),
+        "after_json": None if after is None else canonical_json(after),
+        "request_id": _current_request_id(),
+        "prev_hash": head.last_hash,
+    }
+    event = AuditEvent(**fields, hash=event_hash(**fields))
+    session.add(event)
+    head.last_seq = event.seq
+    head.last_hash = event.hash
+    session.flush()
+    return event
+
+
+def _current_request_id() -> str | None:
+    if not has_request_context():
+        return None
+    from portal.core.security import request_id
+
+    return request_id()
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of recomputing the chain."""
+
+    events_verified: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad_seq is None
+
+
+_VERIFY_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.occurred_at,
+    AuditEvent.actor_id,
+    AuditEvent.actor_role,
+    AuditEvent.action,
+    AuditEvent.object_type,
+    AuditEvent.object_id,
+    AuditEvent.reason,
+    AuditEvent.before_json,
+    AuditEvent.after_json,
+    AuditEvent.request_id,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _rows(session: Session, batch_size: int) -> Iterator[Any]:
+    """All events in sequence order, fetched in keyset-paginated batches."""
+    last_seq = 0
+    while True:
+        batch = session.execute(
+            select(*_VERIFY_COLUMNS)
+            .where(AuditEvent.seq > last_seq)
+            .order_by(AuditEvent.seq)
+            .limit(batch_size)
+        ).all()
+        if not batch:
+            return
+        yield from batch
+        last_seq = batch[-1].seq
+
+
+def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
+    """Recompute every hash and link; name the first event that does not fit."""
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    for row in _rows(session, batch_size):
+        if row.seq != expected_seq:
+            missing = min(row.seq, expected_seq)
+            return ChainReport(
+                expected_seq - 1,
+                missing,
+                f"event {expected_seq} expected but event {row.seq} found "
+                "(an event was deleted, inserted or renumbered)",
+            )
+        if row.prev_hash != previous_hash:
+            return ChainReport(
+                expected_seq - 1, row.seq, f"event {row.seq} does not link to event {row.seq - 1}"
+            )
+        fields = row._asdict()
+        stored_hash = fields.pop("hash")
+        if event_hash(**fields) != stored_hash:
+            return ChainReport(
+                expected_seq - 1, row.seq, f"event {row.seq} was altered (its hash does not match)"
+            )
+        previous_hash = stored_hash
+        expected_seq += 1
+
+    verified = expected_seq - 1
+    head = session.get(AuditChainHead, 1)
+    if head is None:
+        return ChainReport(verified, 1, "the chain head record is missing")
+    if head.last_seq != verified or head.last_hash != previous_hash:
+        first_bad = min(head.last_seq, verified) + 1
+        return ChainReport(
+            verified,
+            first_bad,
+            f"the chain ends at event {verified} but its head records event {head.last_seq} "
+            "(events were removed from or added to the end)",
+        )
+    return ChainReport(verified)

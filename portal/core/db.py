@@ -1,0 +1,142 @@
+"""Database engine, session and declarative base shared by every area.
+
+The portal uses plain SQLAlchemy 2.0 (no Flask-SQLAlchemy) so that the same engine set-up is
+used by the web app, the CLI and the tests. One session per application context; views commit
+once, services only flush.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from flask import Flask
+from flask.globals import app_ctx
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable migration names)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: pass an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, timezone-aware."""
+    return dt.datetime.now(dt.UTC)
+
+
+def build_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for every transaction.
+
+    BEGIN IMMEDIATE takes the write lock when a transaction starts, so two writers queue on the
+    busy timeout instead of failing later with SQLITE_BUSY_SNAPSHOT half-way through (which
+    would also let two writers read the same audit chain head).
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **kwargs,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # let the "begin" hook below decide
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _app_context_id() -> int:
+    return id(app_ctx._get_current_object())
+
+
+class Database:
+    """The app's engine plus a session scoped to the current application context."""
+
+    def __init__(self) -> None:
+        self._app_key = "portal.database"
+
+    def init_app(self, app: Flask) -> None:
+        engine = build_engine(app.config["DATABASE_URL"])
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        registry = scoped_session(factory, scopefunc=_app_context_id)
+        app.extensions[self._app_key] = (engine, registry)
+
+        @app.teardown_appcontext
+        def _remove_session(_exc: BaseException | None) -> None:
+            registry.remove()
+
+    def _state(self) -> tuple[Engine, scoped_session[Session]]:
+        from flask import current_app
+
+        return current_app.extensions[self._app_key]
+
+    @property
+    def engine(self) -> Engine:
+        return self._state()[0]
+
+    @property
+    def session(self) -> Session:
+        return self._state()[1]()
+
+    def get_or_404(self, model: type[T], ident: Any) -> T:
+        """Load by primary key or answer 404."""
+        from flask import abort
+
+        instance = self.session.get(model, ident)
+        if instance is None:
+            abort(404)
+        return instance
+
+
+def is_postgresql(session: Session) -> bool:
+    """True when the session is bound to PostgreSQL (used for locking strategy)."""
+    return session.get_bind().dialect.name == "postgresql"

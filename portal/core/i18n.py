@@ -1,0 +1,61 @@
+"""Locale choice (account, then session, then browser) and template helpers for languages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, current_app, request, session
+from flask_babel import format_datetime, get_locale
+from flask_login import current_user
+
+SESSION_LOCALE_KEY = "locale"
+HTML_LANG = {"en_GB": "en-GB", "cy": "cy"}
+
+
+def supported_locales() -> list[str]:
+    return list(current_app.config["LANGUAGES"])
+
+
+def select_locale() -> str:
+    """The signed-in user's language, else the one chosen on this device, else the browser's."""
+    if current_user and current_user.is_authenticated and current_user.locale:
+        return current_user.locale
+    chosen = session.get(SESSION_LOCALE_KEY)
+    if chosen in current_app.config["LANGUAGES"]:
+        return chosen
+    return (
+        request.accept_languages.best_match(supported_locales())
+        or current_app.config["BABEL_DEFAULT_LOCALE"]
+    )
+
+
+def select_timezone() -> str:
+    return current_app.config["BABEL_DEFAULT_TIMEZONE"]
+
+
+def current_locale_code() -> str:
+    locale = get_locale()
+    code = str(locale) if locale else current_app.config["BABEL_DEFAULT_LOCALE"]
+    return code if code in current_app.config["LANGUAGES"] else "en_GB"
+
+
+def _template_globals() -> dict[str, object]:
+    code = current_locale_code()
+    return {
+        "current_locale": code,
+        "html_lang": HTML_LANG.get(code, "en-GB"),
+        "languages": current_app.config["LANGUAGES"],
+        "html_lang_of": HTML_LANG,
+    }
+
+
+def local_datetime(moment: dt.datetime | None) -> str:
+    """A UTC moment shown in UK time with its zone, in the reader's language."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, "d MMMM y, HH:mm zzz")
+
+
+def init_app(app: Flask) -> None:
+    app.context_processor(_template_globals)
+    app.add_template_filter(local_datetime)

@@ -1,0 +1,46 @@
+"""Each role's own areas in the header menu."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from portal.core.permissions import Role
+
+_MENU: dict[Role, list[tuple[str, object]]] = {
+    Role.PATIENT: [("consent.home", _l("Your consent"))],
+    Role.THERAPIST: [
+        ("accounts.patients", _l("Patients")),
+        ("accounts.invite_patient", _l("Invite a patient")),
+    ],
+    Role.INVESTIGATOR: [("review.home", _l("Submissions"))],
+    Role.PANEL_MEMBER: [("oversight.home", _l("Oversight"))],
+    Role.PANEL_CHAIR: [("oversight.home", _l("Oversight"))],
+    Role.ADMINISTRATOR: [
+        ("accounts.staff", _l("Staff accounts")),
+        ("accounts.invite_staff", _l("Invite staff")),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    href: str
+    text: str
+    current: bool
+
+
+def navigation_items() -> list[NavItem]:
+    if not current_user.is_authenticated:
+        return []
+    return [
+        NavItem(url_for(endpoint), str(label), request.endpoint == endpoint)
+        for endpoint, label in _MENU[Role(current_user.role)]
+    ]
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["navigation_items"] = navigation_items

@@ -1,0 +1,6 @@
+"""Import every model module so that the metadata knows all tables (migrations, fixtures)."""
+
+from portal.accounts import models as accounts_models
+from portal.core import audit
+
+__all__ = ["accounts_models", "audit"]

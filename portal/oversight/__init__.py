@@ -1,0 +1,1 @@
+"""Panel oversight: the audit trail, dashboards and exports."""

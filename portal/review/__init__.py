@@ -1,0 +1,1 @@
+"""Ethics panel review: submissions, reviewers, conflicts, votes and opinions."""
