@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from portal.accounts.models import AccountError
 from portal.accounts.services import create_user
@@ -10,7 +11,7 @@ from portal.core import audit
 from portal.core.permissions import Role
 
 
-@click.group("accounts", help="Manage accounts.")
+@click.group("accounts", help="Manage accounts.", cls=AppGroup)
 def accounts_group() -> None:
     pass
 

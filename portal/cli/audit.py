@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 import click
+from flask.cli import AppGroup
 
 from portal.core.audit import verify_chain
 
 
-@click.group("audit", help="The tamper-evident audit trail.")
+@click.group("audit", help="The tamper-evident audit trail.", cls=AppGroup)
 def audit_group() -> None:
     pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from flask.cli import AppGroup
 from alembic import command
 from alembic.config import Config
 from flask import current_app
@@ -30,7 +31,7 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
-@click.group("db", help="Database schema migrations.")
+@click.group("db", help="Database schema migrations.", cls=AppGroup)
 def db_group() -> None:
     pass
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from portal.accounts.models import User
@@ -42,7 +43,7 @@ def load_demo_accounts(session) -> int:
     return len(created)
 
 
-@click.group("demo", help="Demonstration data.")
+@click.group("demo", help="Demonstration data.", cls=AppGroup)
 def demo_group() -> None:
     pass
 

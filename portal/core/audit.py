@@ -278,6 +278,7 @@ def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
     """Recompute every hash and link; name the first event that does not fit."""
     expected_seq = 1
     previous_hash = GENESIS_HASH
+    hash_before_previous = None
     for row in _rows(session, batch_size):
         if row.seq != expected_seq:
             missing = min(row.seq, expected_seq)
@@ -288,6 +289,13 @@ def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
                 "(an event was deleted, inserted or renumbered)",
             )
         if row.prev_hash != previous_hash:
+            if row.prev_hash == hash_before_previous:
+                # It links to the event before: the one in between was slipped in.
+                return ChainReport(
+                    expected_seq - 2,
+                    row.seq - 1,
+                    f"event {row.seq - 1} was inserted (event {row.seq} links past it)",
+                )
             return ChainReport(
                 expected_seq - 1, row.seq, f"event {row.seq} does not link to event {row.seq - 1}"
             )
@@ -297,7 +305,7 @@ def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
             return ChainReport(
                 expected_seq - 1, row.seq, f"event {row.seq} was altered (its hash does not match)"
             )
-        previous_hash = stored_hash
+        hash_before_previous, previous_hash = previous_hash, stored_hash
         expected_seq += 1
 
     verified = expected_seq - 1

@@ -1,0 +1,267 @@
+"""The hash-chained audit trail: appends, verification, tampering, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import threading
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from portal.core import audit
+from portal.core.db import build_engine
+from portal.extensions import db
+
+
+def append_events(app, count: int, action: str = "test.event") -> None:
+    with app.app_context():
+        for index in range(count):
+            audit.record(
+                db.session,
+                action,
+                actor=audit.SYSTEM,
+                object_type="thing",
+                object_id=index,
+                before={"n": index},
+                after={"n": index + 1, "note": "Diolch — ✓"},
+                reason="testing",
+            )
+            db.session.commit()
+
+
+def verify(app) -> audit.ChainReport:
+    with app.app_context():
+        return audit.verify_chain(db.session)
+
+
+def drop_append_only_triggers(app) -> None:
+    """Tamper as a database owner could: remove the protection first."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("DROP TRIGGER audit_event_no_change ON audit_event"))
+        else:
+            db.session.execute(text("DROP TRIGGER audit_event_no_update"))
+            db.session.execute(text("DROP TRIGGER audit_event_no_delete"))
+        db.session.commit()
+
+
+def run_sql(app, statement: str) -> None:
+    with app.app_context():
+        db.session.execute(text(statement))
+        db.session.commit()
+
+
+def test_events_form_a_chain_from_the_genesis_hash(app):
+    append_events(app, 5)
+    with app.app_context():
+        events = db.session.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.seq)).all()
+        assert [event.seq for event in events] == [1, 2, 3, 4, 5]
+        assert events[0].prev_hash == audit.GENESIS_HASH
+        for previous, event in zip(events, events[1:], strict=False):
+            assert event.prev_hash == previous.hash
+        assert events[2].before == {"n": 2}
+        assert events[2].after == {"n": 3, "note": "Diolch — ✓"}
+        assert events[2].occurred_at.tzinfo is not None
+    report = verify(app)
+    assert report.intact and report.events_verified == 5
+
+
+def test_hash_matches_the_documented_encoding(app):
+    """An independent verifier written from docs/audit-chain.md alone gets the same hash."""
+    append_events(app, 2)
+    with app.app_context():
+        event = db.session.get(audit.AuditEvent, 2)
+        documented = {
+            "seq": event.seq,
+            "occurred_at": event.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "actor_id": event.actor_id,
+            "actor_role": event.actor_role,
+            "action": event.action,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "reason": event.reason,
+            "before": json.loads(event.before_json),
+            "after": json.loads(event.after_json),
+            "request_id": event.request_id,
+            "prev_hash": event.prev_hash,
+        }
+        encoded = json.dumps(documented, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert hashlib.sha256(encoded.encode("utf-8")).hexdigest() == event.hash
+
+
+def test_floats_are_refused():
+    with pytest.raises(TypeError):
+        audit.canonical_json({"score": 0.5})
+
+
+@pytest.mark.parametrize("operation", ["update", "delete"])
+def test_database_refuses_changes_to_audit_events(app, operation):
+    append_events(app, 2)
+    statement = (
+        "UPDATE audit_event SET reason = 'edited' WHERE seq = 1"
+        if operation == "update"
+        else "DELETE FROM audit_event WHERE seq = 1"
+    )
+    with pytest.raises(DBAPIError, match="append-only"):
+        run_sql(app, statement)
+    assert verify(app).intact
+
+
+TAMPERING = {
+    "edited": ["UPDATE audit_event SET reason = 'nothing to see' WHERE seq = 4"],
+    "edited_values": [
+        "UPDATE audit_event SET after_json = replace(after_json, '4,', '40,') WHERE seq = 4"
+    ],
+    "deleted": ["DELETE FROM audit_event WHERE seq = 4"],
+    "swapped": [
+        # Exchange the contents of events 4 and 5 while keeping their numbers.
+        "UPDATE audit_event SET seq = -4 WHERE seq = 4",
+        "UPDATE audit_event SET seq = 4 WHERE seq = 5",
+        "UPDATE audit_event SET seq = 5 WHERE seq = -4",
+    ],
+    "inserted": [],  # see _insert_forged_event
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERING))
+def test_verification_names_the_first_tampered_event(app, runner, kind):
+    append_events(app, 8)
+    drop_append_only_triggers(app)
+    if kind == "inserted":
+        _insert_forged_event(app, at_seq=4)
+    elif kind == "swapped":
+        _run_with_relaxed_checks(app, TAMPERING[kind])
+    else:
+        for statement in TAMPERING[kind]:
+            run_sql(app, statement)
+
+    report = verify(app)
+    assert not report.intact
+    assert report.first_bad_seq == 4
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert "event 4" in result.output
+
+
+def test_truncating_the_end_of_the_chain_is_detected(app, runner):
+    append_events(app, 6)
+    drop_append_only_triggers(app)
+    run_sql(app, "DELETE FROM audit_event WHERE seq >= 5")
+    report = verify(app)
+    assert report.first_bad_seq == 5
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 1
+
+
+def test_verify_command_reports_the_count_when_intact(app, runner):
+    append_events(app, 3)
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0
+    assert "3 events verified" in result.output
+
+
+def _run_with_relaxed_checks(app, statements):
+    """Swapping rows needs the seq > 0 check out of the way for a moment."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(
+                text("ALTER TABLE audit_event DROP CONSTRAINT ck_audit_event_seq_positive")
+            )
+        else:
+            db.session.execute(text("PRAGMA ignore_check_constraints = ON"))
+        for statement in statements:
+            db.session.execute(text(statement))
+        db.session.commit()
+
+
+def _insert_forged_event(app, at_seq: int) -> None:
+    """Make room at `at_seq` and insert a well-formed event there, as a forger would."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(audit.AuditEvent.seq).where(audit.AuditEvent.seq >= at_seq)
+            .order_by(audit.AuditEvent.seq.desc())
+        ).scalars().all()
+        for seq in rows:  # highest first, so numbers never collide
+            db.session.execute(
+                text("UPDATE audit_event SET seq = :new WHERE seq = :old"),
+                {"new": seq + 1, "old": seq},
+            )
+        previous = db.session.get(audit.AuditEvent, at_seq - 1)
+        fields = {
+            "seq": at_seq,
+            "occurred_at": previous.occurred_at,
+            "actor_id": None,
+            "actor_role": "system",
+            "action": "forged.event",
+            "object_type": None,
+            "object_id": None,
+            "reason": None,
+            "before_json": None,
+            "after_json": None,
+            "request_id": None,
+            "prev_hash": previous.hash,
+        }
+        db.session.add(audit.AuditEvent(**fields, hash=audit.event_hash(**fields)))
+        db.session.commit()
+
+
+def test_four_threads_appending_on_sqlite_form_one_chain(make_app, sqlite_url):
+    app = make_app(sqlite_url)
+    threads = [
+        threading.Thread(target=append_events, args=(app, 250, f"thread.{n}")) for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report = verify(app)
+    assert report.intact, report.problem
+    assert report.events_verified == 1000
+    with app.app_context():
+        per_thread = db.session.execute(
+            select(audit.AuditEvent.action, func.count()).group_by(audit.AuditEvent.action)
+        ).all()
+    assert sorted(count for _, count in per_thread) == [250, 250, 250, 250]
+
+
+def _append_in_process(url: str, count: int, label: str) -> None:
+    from portal import create_app
+    from tests.conftest import TEST_CONFIG
+
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
+    append_events(app, count, f"process.{label}")
+
+
+@pytest.mark.postgres
+def test_two_processes_appending_on_postgresql_form_one_chain(make_app, request):
+    cluster = request.getfixturevalue("postgres_cluster")
+    template = request.getfixturevalue("postgres_template")
+    engine = build_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE two_writers TEMPLATE {template}"))
+    engine.dispose()
+    url = cluster.url("two_writers")
+
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_append_in_process, args=(url, 500, str(n))) for n in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+        assert worker.exitcode == 0
+
+    app = make_app(url)
+    report = verify(app)
+    assert report.intact, report.problem
+    assert report.events_verified == 1000
+    with app.app_context():
+        actions = dict(
+            db.session.execute(
+                select(audit.AuditEvent.action, func.count()).group_by(audit.AuditEvent.action)
+            ).all()
+        )
+    assert actions == {"process.0": 500, "process.1": 500}
