@@ -14,9 +14,9 @@ from portal.extensions import db, login_manager
 def _load_user(token: str) -> User | None:
     session = db.session
     row = load_session(session, token)
-    # Touching last_seen or ending a timed-out session is its own small unit of work.
-    if session.dirty or session.new:
-        session.commit()
+    # Touching last_seen or ending a timed-out session is its own small unit of work; committing
+    # here also releases SQLite's write lock before the view runs.
+    session.commit()
     if row is None:
         return None
     user = row.user

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, RadioField, StringField, TextAreaField
+from wtforms import (
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length
 
 from portal.core.permissions import Role
@@ -19,7 +26,7 @@ ROLE_LABELS = {
 }
 
 STAFF_ROLE_CHOICES = [
-    (role.value, ROLE_LABELS[role])
+    SelectChoice(role.value, ROLE_LABELS[role])
     for role in (
         Role.THERAPIST,
         Role.INVESTIGATOR,

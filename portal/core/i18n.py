@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
 
@@ -18,6 +18,8 @@ def supported_locales() -> list[str]:
 
 def select_locale() -> str:
     """The signed-in user's language, else the one chosen on this device, else the browser's."""
+    if not has_request_context():  # CLI commands and background work
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated and current_user.locale:
         return current_user.locale
     chosen = session.get(SESSION_LOCALE_KEY)
