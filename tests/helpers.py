@@ -7,7 +7,9 @@ import re
 from flask import Flask
 from werkzeug.test import TestResponse
 
-_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+_CSRF_RE = re.compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"'
+)
 
 
 def csrf_from(html: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask.cli import AppGroup
 from alembic import command
 from alembic.config import Config
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing
 import threading
@@ -60,7 +61,7 @@ def test_events_form_a_chain_from_the_genesis_hash(app):
         events = db.session.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.seq)).all()
         assert [event.seq for event in events] == [1, 2, 3, 4, 5]
         assert events[0].prev_hash == audit.GENESIS_HASH
-        for previous, event in zip(events, events[1:], strict=False):
+        for previous, event in itertools.pairwise(events):
             assert event.prev_hash == previous.hash
         assert events[2].before == {"n": 2}
         assert events[2].after == {"n": 3, "note": "Diolch — ✓"}
@@ -265,3 +266,26 @@ def test_two_processes_appending_on_postgresql_form_one_chain(make_app, request)
             ).all()
         )
     assert actions == {"process.0": 500, "process.1": 500}
+
+
+def test_the_documented_example_hashes_as_documented():
+    """docs/audit-chain.md's worked example matches the portal's own encoder (known answer)."""
+    import datetime as dt
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "audit-chain.md").read_text()
+    example = json.loads(re.search(r"```json\n(.+?)\n```", doc, re.S)[1])
+    documented_hash = re.search(r"Its hash is `([0-9a-f]{64})`", doc)[1]
+    fields = {
+        key: example[key]
+        for key in ("seq", "actor_id", "actor_role", "action", "object_type", "object_id",
+                    "reason", "request_id", "prev_hash")
+    }
+    fields["occurred_at"] = dt.datetime.strptime(
+        example["occurred_at"], "%Y-%m-%dT%H:%M:%S.%fZ"
+    ).replace(tzinfo=dt.UTC)
+    fields["before_json"] = None if example["before"] is None else audit.canonical_json(
+        example["before"])
+    fields["after_json"] = audit.canonical_json(example["after"])
+    assert audit.event_hash(**fields) == documented_hash

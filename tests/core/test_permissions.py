@@ -1,4 +1,4 @@
-"""Every route declares who may reach it; everyone else is refused (parametrized over the URL map)."""
+"""Every route declares who may reach it; everyone else is refused (checked over the URL map)."""
 
 from __future__ import annotations
 

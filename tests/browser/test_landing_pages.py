@@ -1,0 +1,69 @@
+"""Each role signs in through the browser and lands on its own page; every page passes axe."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.cli.demo import DEMO_ACCOUNTS
+from portal.core.permissions import Role
+
+LANDINGS = {
+    Role.PATIENT: ("/consent/", "Your consent", ["Your consent"]),
+    Role.THERAPIST: ("/account/patients", "Patients", ["Patients", "Invite a patient"]),
+    Role.INVESTIGATOR: ("/review/", "Submissions", ["Submissions"]),
+    Role.PANEL_MEMBER: ("/oversight/", "Oversight", ["Oversight"]),
+    Role.PANEL_CHAIR: ("/oversight/", "Oversight", ["Oversight"]),
+    Role.ADMINISTRATOR: ("/account/staff", "Accounts", ["Staff accounts", "Invite staff"]),
+}
+
+
+@pytest.mark.parametrize(("role", "email", "name", "password"), DEMO_ACCOUNTS,
+                         ids=[str(account[0]) for account in DEMO_ACCOUNTS])
+def test_each_role_lands_on_its_own_page(portal_page, role, email, name, password):
+    portal_page.sign_in(email, password)
+    path, heading, menu = LANDINGS[role]
+    page = portal_page.page
+    assert page.url.endswith(path)
+    assert page.get_by_role("heading", level=1).inner_text() == heading
+    navigation = page.get_by_role("navigation", name="Main menu")
+    assert navigation.get_by_role("link").all_inner_texts() == menu
+    assert page.get_by_text(name).first.is_visible()
+
+    portal_page.submit("Sign out")
+    assert page.url.endswith("/account/sign-in")
+    assert page.get_by_text("You have signed out.").is_visible()
+
+
+def test_sign_in_error_summary_is_focused_and_accessible(portal_page):
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Sign in")
+    page = portal_page.page
+    summary = page.locator(".nhsuk-error-summary")
+    assert summary.is_visible()
+    assert "Enter your email address" in summary.inner_text()
+    page.wait_for_function("document.activeElement.classList.contains('nhsuk-error-summary')")
+
+
+def test_error_page_is_accessible(portal_page):
+    response = portal_page.goto("/no/such/page")
+    assert response.status == 404
+    assert portal_page.page.get_by_role("heading", level=1).inner_text() == "Page not found"
+
+
+def test_language_switch_is_on_every_page(portal_page):
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Cymraeg")
+    page = portal_page.page
+    assert page.locator("html").get_attribute("lang") == "cy"
+    portal_page.submit("English")
+    assert page.locator("html").get_attribute("lang") == "en-GB"
+
+
+def test_the_accessibility_check_catches_a_violation(portal_page):
+    """Guard against a vacuous check: an unlabelled field must fail it."""
+    portal_page.goto("/account/sign-in")
+    portal_page.page.evaluate(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>')"
+    )
+    with pytest.raises(AssertionError, match="accessibility violations"):
+        portal_page.check_accessibility()
