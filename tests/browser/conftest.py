@@ -1,4 +1,4 @@
-"""Browser tests: the portal on a loopback port, Debian Chromium via Playwright, axe on every page."""
+"""Browser tests: the portal on a loopback port, Debian Chromium, axe on every page."""
 
 from __future__ import annotations
 
