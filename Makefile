@@ -64,7 +64,7 @@ $(STAMPS)/translations: $(STAMPS)/python $(wildcard portal/translations/*/LC_MES
 # Re-extract strings and merge them into the catalogues (developers run this, then translate).
 translations-update: $(STAMPS)/python
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o portal/translations/messages.pot --no-location --omit-header --sort-output .
-	$(BIN)/pybabel update -i portal/translations/messages.pot -d portal/translations -D messages --no-location --omit-header
+	$(BIN)/pybabel update -i portal/translations/messages.pot -d portal/translations -D messages --ignore-obsolete
 
 run: setup
 	PORTAL_ENVIRONMENT=development $(FLASK) db upgrade

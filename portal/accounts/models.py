@@ -120,8 +120,16 @@ class UserSession(Base):
             self.end_reason = reason
 
 
+PURPOSE_NEW_ACCOUNT = "new_account"
+PURPOSE_PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose, not a secret
+
+
 class Invitation(Base):
-    """A single-use, expiring link on which an invited person sets their password."""
+    """A single-use, expiring link on which someone sets a password.
+
+    Either an invitation (the account is created when it is accepted) or a password reset issued
+    by the study team for an existing account (`user_id` set from the start).
+    """
 
     __tablename__ = "invitation"
 
@@ -130,20 +138,32 @@ class Invitation(Base):
     email: Mapped[str] = mapped_column(String(254), index=True)
     full_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(16), default=PURPOSE_NEW_ACCOUNT)
     invited_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     invited_by: Mapped[User] = relationship(foreign_keys=[invited_by_id])
-    accepted_user: Mapped[User | None] = relationship(foreign_keys=[accepted_user_id])
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id])
 
     __table_args__ = (
         CheckConstraint(f"role IN ({_ROLE_LIST})", name="role_known"),
         CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        CheckConstraint(
+            f"purpose IN ('{PURPOSE_NEW_ACCOUNT}', '{PURPOSE_PASSWORD_RESET}')",
+            name="purpose_known",
+        ),
+        CheckConstraint(
+            f"purpose = '{PURPOSE_NEW_ACCOUNT}' OR user_id IS NOT NULL", name="reset_names_user"
+        ),
     )
+
+    @property
+    def is_password_reset(self) -> bool:
+        return self.purpose == PURPOSE_PASSWORD_RESET
 
     @property
     def status(self) -> str:
@@ -162,16 +182,16 @@ class Invitation(Base):
             from flask_babel import gettext as _
 
             messages = {
-                "accepted": _("This invitation link has already been used. Sign in instead."),
-                "revoked": _("This invitation was withdrawn. Ask the study team for a new one."),
-                "expired": _("This invitation link has expired. Ask the study team for a new one."),
+                "accepted": _("This link has already been used. Sign in instead."),
+                "revoked": _("This link was withdrawn. Ask the study team for a new one."),
+                "expired": _("This link has expired. Ask the study team for a new one."),
             }
             raise AccountError(messages[status])
 
     def mark_accepted(self, user: User) -> None:
         self.ensure_usable()
         self.accepted_at = utcnow()
-        self.accepted_user_id = user.id
+        self.user_id = user.id
 
 
 def pending_invitation_count(session: Session, email: str) -> int:

@@ -13,6 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import (
+    PURPOSE_NEW_ACCOUNT,
+    PURPOSE_PASSWORD_RESET,
     AccountError,
     Invitation,
     User,
@@ -196,25 +198,20 @@ def create_invitation(
     """Create a single-use link; the raw token is returned once and never stored."""
     allowed = INVITABLE_ROLES.get(Role(inviter.role), frozenset())
     if role not in allowed:
-        raise AccountError(_("You cannot invite someone with this role"))
+        raise AccountError(_("You cannot invite someone with this role"), field="email")
     email = normalise_email(email)
     if User.by_email(session, email) is not None:
-        raise AccountError(_("An account with this email address already exists"))
+        raise AccountError(_("An account with this email address already exists"), field="email")
     if pending_invitation_count(session, email):
-        raise AccountError(_("This person already has an invitation waiting"))
-    token = secrets.token_urlsafe(32)
-    now = utcnow()
-    invitation = Invitation(
-        token_hash=token_digest(token),
+        raise AccountError(_("This person already has an invitation waiting"), field="email")
+    invitation, token = _new_link(
+        session,
+        inviter,
         email=email,
         full_name=full_name.strip(),
-        role=str(role),
-        invited_by_id=inviter.id,
-        created_at=now,
-        expires_at=now + dt.timedelta(hours=current_app.config["INVITATION_TTL_HOURS"]),
+        role=role,
+        purpose=PURPOSE_NEW_ACCOUNT,
     )
-    session.add(invitation)
-    session.flush()
     audit.record(
         session,
         "invitation.created",
@@ -231,14 +228,97 @@ def create_invitation(
     return invitation, token
 
 
+def can_issue_password_reset(actor: User, user: User) -> bool:
+    """Administrators for anyone else; therapists for the patients they brought in."""
+    if actor.id == user.id:
+        return False
+    if actor.role == Role.ADMINISTRATOR:
+        return True
+    return (
+        actor.role == Role.THERAPIST
+        and user.role == Role.PATIENT
+        and user.invited_by_id == actor.id
+    )
+
+
+def create_password_reset(session: Session, actor: User, user: User) -> tuple[Invitation, str]:
+    """A single-use link on which `user` sets a new password; earlier unused links stop working."""
+    if not can_issue_password_reset(actor, user):
+        raise AccountError(_("You cannot reset this person's password"))
+    if not user.active:
+        raise AccountError(_("This account is deactivated. Reactivate it first."))
+    replaced = session.scalars(
+        select(Invitation).where(
+            Invitation.user_id == user.id,
+            Invitation.purpose == PURPOSE_PASSWORD_RESET,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    ).all()
+    for old in replaced:
+        old.revoked_at = utcnow()
+    invitation, token = _new_link(
+        session,
+        actor,
+        email=user.email,
+        full_name=user.full_name,
+        role=Role(user.role),
+        purpose=PURPOSE_PASSWORD_RESET,
+        user_id=user.id,
+    )
+    audit.record(
+        session,
+        "account.password_reset_link_created",
+        actor=audit.Actor.of(actor),
+        object_type="user",
+        object_id=user.id,
+        after={
+            "link_id": invitation.id,
+            "expires_at": audit.format_timestamp(invitation.expires_at),
+            "replaced_link_ids": [old.id for old in replaced],
+        },
+    )
+    return invitation, token
+
+
+def _new_link(
+    session: Session,
+    actor: User,
+    *,
+    email: str,
+    full_name: str,
+    role: Role,
+    purpose: str,
+    user_id: int | None = None,
+) -> tuple[Invitation, str]:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    invitation = Invitation(
+        token_hash=token_digest(token),
+        email=email,
+        full_name=full_name,
+        role=str(role),
+        purpose=purpose,
+        user_id=user_id,
+        invited_by_id=actor.id,
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=current_app.config["INVITATION_TTL_HOURS"]),
+    )
+    session.add(invitation)
+    session.flush()
+    return invitation, token
+
+
 def find_invitation(session: Session, token: str) -> Invitation | None:
     return session.scalar(select(Invitation).where(Invitation.token_hash == token_digest(token)))
 
 
 def accept_invitation(session: Session, invitation: Invitation, password: str, locale: str) -> User:
-    """Create the invited person's account; the link can never be used again."""
+    """Create the invited person's account (or set a new password); the link is then spent."""
     invitation.ensure_usable()
     check_new_password(password)
+    if invitation.is_password_reset:
+        return _complete_password_reset(session, invitation, password)
     if User.by_email(session, invitation.email) is not None:
         raise AccountError(_("An account with this email address already exists"))
     user = User(
@@ -271,6 +351,25 @@ def accept_invitation(session: Session, invitation: Invitation, password: str, l
         before={"status": "pending"},
         after={"status": "accepted", "user_id": user.id},
     )
+    return user
+
+
+def _complete_password_reset(session: Session, invitation: Invitation, password: str) -> User:
+    user = invitation.user
+    if not user.active:
+        raise AccountError(_("This account is deactivated. Contact your study team."))
+    user.password_hash = hash_password(password)
+    invitation.mark_accepted(user)
+    actor = audit.Actor.of(user)
+    audit.record(
+        session,
+        "account.password_reset",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        reason=f"reset link {invitation.id}",
+    )
+    _end_other_sessions(session, user, None, "password_reset", actor)
     return user
 
 

@@ -19,7 +19,7 @@ from portal.accounts.forms import (
     LoginForm,
     PasswordChangeForm,
 )
-from portal.accounts.models import AccountError, Invitation, User
+from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User
 from portal.core.forms import client_address, safe_next_url
 from portal.core.i18n import current_locale_code
 from portal.core.permissions import Role, public, roles_required, signed_in
@@ -138,12 +138,23 @@ def accept_invitation(token: str):
 @bp.route("/patients")
 @roles_required(Role.THERAPIST)
 def patients():
+    patients = db.session.scalars(
+        select(User)
+        .where(User.invited_by_id == current_user.id, User.role == Role.PATIENT)
+        .order_by(User.full_name)
+    ).all()
     invitations = db.session.scalars(
         select(Invitation)
-        .where(Invitation.invited_by_id == current_user.id, Invitation.role == Role.PATIENT)
+        .where(
+            Invitation.invited_by_id == current_user.id,
+            Invitation.role == Role.PATIENT,
+            Invitation.purpose == PURPOSE_NEW_ACCOUNT,
+        )
         .order_by(Invitation.created_at.desc())
     ).all()
-    return render_template("accounts/patients.html", invitations=invitations, form=EmptyForm())
+    return render_template(
+        "accounts/patients.html", patients=patients, invitations=invitations, form=EmptyForm()
+    )
 
 
 @bp.route("/patients/invite", methods=["GET", "POST"])
@@ -159,7 +170,7 @@ def revoke_invitation(invitation_id: int):
     invitation = db.get_or_404(Invitation, invitation_id)
     if invitation.invited_by_id != current_user.id and current_user.role != Role.ADMINISTRATOR:
         abort(403)
-    back = url_for("accounts.staff" if invitation.role != Role.PATIENT else "accounts.patients")
+    back = url_for("accounts.patients" if current_user.role == Role.THERAPIST else "accounts.staff")
     if EmptyForm().validate_on_submit():
         try:
             services.revoke_invitation(db.session, invitation, current_user)
@@ -169,6 +180,27 @@ def revoke_invitation(invitation_id: int):
             db.session.commit()
             flash(_("The invitation was withdrawn; its link no longer works."), "success")
     return redirect(back)
+
+
+@bp.route("/users/<int:user_id>/password-reset-link", methods=["POST"])
+@roles_required(Role.THERAPIST, Role.ADMINISTRATOR)
+def password_reset_link(user_id: int):
+    user = db.get_or_404(User, user_id)
+    if not services.can_issue_password_reset(current_user, user):
+        abort(403)
+    back = "accounts.patients" if current_user.role == Role.THERAPIST else "accounts.staff"
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        invitation, token = services.create_password_reset(db.session, current_user, user)
+    except AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(back))
+    db.session.commit()
+    link = url_for("accounts.accept_invitation", token=token, _external=True)
+    return render_template(
+        "accounts/invitation_created.html", invitation=invitation, link=link, list_endpoint=back
+    )
 
 
 def _invite(form, role: Role, template: str, list_endpoint: str):
@@ -202,7 +234,7 @@ def staff():
     users = db.session.scalars(select(User).order_by(User.role, User.full_name)).all()
     invitations = db.session.scalars(
         select(Invitation)
-        .where(Invitation.role != Role.PATIENT)
+        .where(Invitation.role != Role.PATIENT, Invitation.purpose == PURPOSE_NEW_ACCOUNT)
         .order_by(Invitation.created_at.desc())
     ).all()
     return render_template(

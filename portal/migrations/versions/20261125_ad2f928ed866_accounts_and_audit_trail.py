@@ -81,11 +81,12 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("full_name", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
         sa.Column("invited_by_id", sa.Integer(), nullable=False),
         sa.Column("created_at", portal.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", portal.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("accepted_at", portal.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("accepted_user_id", sa.Integer(), nullable=True),
+        sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("revoked_at", portal.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "role IN ('administrator', 'investigator', 'panel_chair', 'panel_member', 'patient', 'therapist')",
@@ -94,10 +95,18 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "expires_at > created_at", name=op.f("ck_invitation_expires_after_creation")
         ),
+        sa.CheckConstraint(
+            "purpose IN ('new_account', 'password_reset')",
+            name=op.f("ck_invitation_purpose_known"),
+        ),
+        sa.CheckConstraint(
+            "purpose = 'new_account' OR user_id IS NOT NULL",
+            name=op.f("ck_invitation_reset_names_user"),
+        ),
         sa.ForeignKeyConstraint(
-            ["accepted_user_id"],
+            ["user_id"],
             ["user_account.id"],
-            name=op.f("fk_invitation_accepted_user_id_user_account"),
+            name=op.f("fk_invitation_user_id_user_account"),
         ),
         sa.ForeignKeyConstraint(
             ["invited_by_id"],
@@ -112,6 +121,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_invitation_invited_by_id"), ["invited_by_id"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_invitation_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "user_session",
@@ -148,6 +158,7 @@ def downgrade() -> None:
 
     op.drop_table("user_session")
     with op.batch_alter_table("invitation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_invitation_user_id"))
         batch_op.drop_index(batch_op.f("ix_invitation_invited_by_id"))
         batch_op.drop_index(batch_op.f("ix_invitation_email"))
 
