@@ -20,8 +20,13 @@ class Account:
     role: Role
 
 
-def create_account(app, role: Role, email: str | None = None, password: str = DEFAULT_PASSWORD,
-                   full_name: str | None = None) -> Account:
+def create_account(
+    app,
+    role: Role,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    full_name: str | None = None,
+) -> Account:
     email = email or f"{role.value}@example.org"
     with app.app_context():
         user = create_user(

@@ -46,9 +46,17 @@ class Cluster:
 
     def stop(self) -> None:
         subprocess.run(
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m",
-                         "immediate", "-w", "stop"),
-            check=False, capture_output=True,
+            _as_postgres(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ),
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -59,17 +67,38 @@ def start_cluster() -> Cluster:
         shutil.chown(directory, "postgres", "postgres")
     port = free_port()
     subprocess.run(
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(directory / "data"), "-A", "trust",
-                     "-U", "postgres", "-E", "UTF8", "--no-locale"),
-        check=True, capture_output=True,
+        _as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(directory / "data"),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ),
+        check=True,
+        capture_output=True,
     )
     options = (
         f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
     )
     subprocess.run(
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(directory / "data"), "-o", options,
-                     "-l", str(directory / "pg.log"), "-w", "start"),
-        check=True, capture_output=True,
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(directory / "data"),
+            "-o",
+            options,
+            "-l",
+            str(directory / "pg.log"),
+            "-w",
+            "start",
+        ),
+        check=True,
+        capture_output=True,
     )
     return Cluster(directory, port)

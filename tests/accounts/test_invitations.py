@@ -53,8 +53,7 @@ def test_patient_accepts_an_invitation_and_is_signed_in(app, users):
         assert invitation.user_id == user.id
         assert invitation.token_hash not in link  # only the digest is stored
     recorded = actions(app)
-    for action in ("invitation.created", "account.created", "invitation.accepted",
-                   "account.login"):
+    for action in ("invitation.created", "account.created", "invitation.accepted", "account.login"):
         assert action in recorded
 
 

@@ -91,8 +91,11 @@ def test_password_change_ends_other_sessions(app, users):
 
     response = laptop.post(
         "/account/password",
-        {"current_password": patient.password, "password": "a new long password",
-         "confirm": "a new long password"},
+        {
+            "current_password": patient.password,
+            "password": "a new long password",
+            "confirm": "a new long password",
+        },
     )
     assert response.status_code == 302
     assert laptop.get("/consent/").status_code == 200
@@ -108,8 +111,11 @@ def test_password_change_with_wrong_current_password_keeps_the_old_one(app, clie
     client.login(patient.email, patient.password)
     response = client.post(
         "/account/password",
-        {"current_password": "wrong password", "password": "another password",
-         "confirm": "another password"},
+        {
+            "current_password": "wrong password",
+            "password": "another password",
+            "confirm": "another password",
+        },
     )
     assert response.status_code == 400
     assert "Your current password is not correct" in response.text
@@ -137,8 +143,11 @@ def test_deactivation_ends_sessions_and_blocks_sign_in(app, users):
     admin_client.login(admin.email, admin.password)
     response = admin_client.post(
         f"/account/staff/{therapist.id}",
-        {"action": "deactivate", "status-reason": "left the trust",
-         "status-csrf_token": admin_client.csrf_token()},
+        {
+            "action": "deactivate",
+            "status-reason": "left the trust",
+            "status-csrf_token": admin_client.csrf_token(),
+        },
         csrf=False,
     )
     assert response.status_code == 302
@@ -185,8 +194,12 @@ def test_role_change_is_audited_with_before_and_after(app, users):
     client.login(admin.email, admin.password)
     response = client.post(
         f"/account/staff/{investigator.id}",
-        {"action": "change_role", "role-role": "panel_member", "role-reason": "joined the panel",
-         "role-csrf_token": client.csrf_token()},
+        {
+            "action": "change_role",
+            "role-role": "panel_member",
+            "role-reason": "joined the panel",
+            "role-csrf_token": client.csrf_token(),
+        },
         csrf=False,
     )
     assert response.status_code == 302

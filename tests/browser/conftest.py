@@ -75,8 +75,7 @@ def live_server(tmp_path_factory, sqlite_template) -> Iterator[LiveServer]:
     directory = tmp_path_factory.mktemp("live")
     database = directory / "portal.db"
     shutil.copyfile(sqlite_template, database)
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{database}",
-                      "TESTING": False})
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{database}", "TESTING": False})
     app.instance_path = str(directory)
     with app.app_context():
         load_demo_accounts(db.session)
@@ -139,7 +138,7 @@ class CheckedPage:
 
     def assert_all_pages_checked(self) -> None:
         assert self.checked == len(self.loaded), (
-            f"pages loaded without an accessibility check: {self.loaded[self.checked:]}"
+            f"pages loaded without an accessibility check: {self.loaded[self.checked :]}"
         )
         assert not self.console_errors, f"browser console errors: {self.console_errors}"
 

@@ -17,8 +17,11 @@ LANDINGS = {
 }
 
 
-@pytest.mark.parametrize(("role", "email", "name", "password"), DEMO_ACCOUNTS,
-                         ids=[str(account[0]) for account in DEMO_ACCOUNTS])
+@pytest.mark.parametrize(
+    ("role", "email", "name", "password"),
+    DEMO_ACCOUNTS,
+    ids=[str(account[0]) for account in DEMO_ACCOUNTS],
+)
 def test_each_role_lands_on_its_own_page(portal_page, role, email, name, password):
     portal_page.sign_in(email, password)
     path, heading, menu = LANDINGS[role]

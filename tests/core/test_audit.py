@@ -180,10 +180,15 @@ def _run_with_relaxed_checks(app, statements):
 def _insert_forged_event(app, at_seq: int) -> None:
     """Make room at `at_seq` and insert a well-formed event there, as a forger would."""
     with app.app_context():
-        rows = db.session.execute(
-            select(audit.AuditEvent.seq).where(audit.AuditEvent.seq >= at_seq)
-            .order_by(audit.AuditEvent.seq.desc())
-        ).scalars().all()
+        rows = (
+            db.session.execute(
+                select(audit.AuditEvent.seq)
+                .where(audit.AuditEvent.seq >= at_seq)
+                .order_by(audit.AuditEvent.seq.desc())
+            )
+            .scalars()
+            .all()
+        )
         for seq in rows:  # highest first, so numbers never collide
             db.session.execute(
                 text("UPDATE audit_event SET seq = :new WHERE seq = :old"),
@@ -279,13 +284,23 @@ def test_the_documented_example_hashes_as_documented():
     documented_hash = re.search(r"Its hash is `([0-9a-f]{64})`", doc)[1]
     fields = {
         key: example[key]
-        for key in ("seq", "actor_id", "actor_role", "action", "object_type", "object_id",
-                    "reason", "request_id", "prev_hash")
+        for key in (
+            "seq",
+            "actor_id",
+            "actor_role",
+            "action",
+            "object_type",
+            "object_id",
+            "reason",
+            "request_id",
+            "prev_hash",
+        )
     }
     fields["occurred_at"] = dt.datetime.strptime(
         example["occurred_at"], "%Y-%m-%dT%H:%M:%S.%fZ"
     ).replace(tzinfo=dt.UTC)
-    fields["before_json"] = None if example["before"] is None else audit.canonical_json(
-        example["before"])
+    fields["before_json"] = (
+        None if example["before"] is None else audit.canonical_json(example["before"])
+    )
     fields["after_json"] = audit.canonical_json(example["after"])
     assert audit.event_hash(**fields) == documented_hash

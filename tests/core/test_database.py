@@ -52,8 +52,13 @@ def test_migrations_downgrade_to_nothing_and_upgrade_again(app):
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade(engine)
         tables = set(inspect(engine).get_table_names())
-    assert {"user_account", "user_session", "invitation", "audit_event",
-            "audit_chain_head"} <= tables
+    assert {
+        "user_account",
+        "user_session",
+        "invitation",
+        "audit_event",
+        "audit_chain_head",
+    } <= tables
 
 
 def test_database_url_comes_from_the_environment(monkeypatch, tmp_path):
