@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
@@ -21,7 +31,7 @@ from portal.accounts.forms import (
 )
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User
 from portal.core.forms import client_address, safe_next_url
-from portal.core.i18n import current_locale_code
+from portal.core.i18n import SESSION_LOCALE_KEY, current_locale_code
 from portal.core.permissions import Role, public, roles_required, signed_in
 from portal.extensions import db
 
@@ -48,6 +58,8 @@ def login():
             client_address(),
             request.user_agent.string,
         )
+        if result is not None:
+            _adopt_language_chosen_before_sign_in(result.user)
         db.session.commit()
         if result is not None:
             login_user(result.user)
@@ -55,6 +67,13 @@ def login():
         error = _("The email address or password is not correct")
     status = 400 if request.method == "POST" else 200
     return render_template("accounts/login.html", form=form, error=error), status
+
+
+def _adopt_language_chosen_before_sign_in(user: User) -> None:
+    """Someone who switched language on the sign-in page wants to carry on in that language."""
+    chosen = session.get(SESSION_LOCALE_KEY)
+    if chosen in current_app.config["LANGUAGES"] and chosen != user.locale:
+        services.set_locale(db.session, user, chosen)
 
 
 @bp.route("/sign-out", methods=["POST"])
