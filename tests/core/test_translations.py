@@ -1,4 +1,4 @@
-"""Every marked string is in the Welsh catalogue, translated and not fuzzy; pages switch language."""
+"""Every marked string has a Welsh translation (none fuzzy); pages switch language."""
 
 from __future__ import annotations
 
