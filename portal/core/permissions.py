@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 
 from portal.extensions import login_manager
@@ -80,6 +80,7 @@ def _enforce_access_rule() -> Any:
     rule = access_rule_for(request.endpoint)
     if rule is None:
         log.error("endpoint %s has no access rule: denied", request.endpoint)
+        g.refused_by_access_rule = True
         abort(403)
     if rule.public:
         return None
@@ -92,6 +93,7 @@ def _enforce_access_rule() -> Any:
             current_user.role,
             request.endpoint,
         )
+        g.refused_by_access_rule = True
         abort(403)
     return None
 
