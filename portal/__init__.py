@@ -64,6 +64,8 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.update(test_config)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'portal.db'}"
+    if not app.config.get("CONSENT_DOCS_PATH"):
+        app.config["CONSENT_DOCS_PATH"] = str(PROJECT_ROOT / "consent_docs")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
     app.config["SESSION_COOKIE_SECURE"] = app.config["ENVIRONMENT"] != "development"

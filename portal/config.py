@@ -38,3 +38,6 @@ class DefaultConfig:
     BABEL_TRANSLATION_DIRECTORIES = "translations"
 
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+    # The consent documents' source files (default: consent_docs/ at the top of the project).
+    CONSENT_DOCS_PATH: str | None = None

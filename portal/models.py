@@ -1,6 +1,7 @@
 """Import every model module so that the metadata knows all tables (migrations, fixtures)."""
 
 from portal.accounts import models as accounts_models
+from portal.consent import models as consent_models
 from portal.core import audit
 
-__all__ = ["accounts_models", "audit"]
+__all__ = ["accounts_models", "audit", "consent_models"]

@@ -4,7 +4,13 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import accounts, audit, database, demo
+    from portal.cli import accounts, audit, database, demo, documents
 
-    for group in (database.db_group, accounts.accounts_group, audit.audit_group, demo.demo_group):
+    for group in (
+        database.db_group,
+        accounts.accounts_group,
+        audit.audit_group,
+        demo.demo_group,
+        documents.docs_group,
+    ):
         app.cli.add_command(group)

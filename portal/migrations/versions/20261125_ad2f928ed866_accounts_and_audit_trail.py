@@ -9,6 +9,10 @@ import sqlalchemy as sa
 from alembic import op
 
 import portal.core.db
+from portal.core.append_only import (
+    create_append_only_triggers,
+    drop_append_only_triggers,
+)
 
 revision = "ad2f928ed866"
 down_revision = None
@@ -148,11 +152,11 @@ def upgrade() -> None:
         "audit_chain_head", sa.column("id"), sa.column("last_seq"), sa.column("last_hash")
     )
     op.bulk_insert(head, [{"id": 1, "last_seq": 0, "last_hash": GENESIS_HASH}])
-    _create_append_only_triggers()
+    create_append_only_triggers("audit_event")
 
 
 def downgrade() -> None:
-    _drop_append_only_triggers()
+    drop_append_only_triggers("audit_event")
     with op.batch_alter_table("user_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_session_user_id"))
 
@@ -173,37 +177,3 @@ def downgrade() -> None:
 
 
 GENESIS_HASH = "0" * 64
-APPEND_ONLY_MESSAGE = "audit events are append-only"
-
-
-def _create_append_only_triggers() -> None:
-    """No role, administrators included, may update or delete an audit event through SQL."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            "CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'; END $$"
-        )
-        op.execute(
-            "CREATE TRIGGER audit_event_no_change BEFORE UPDATE OR DELETE ON audit_event "
-            "FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()"
-        )
-        op.execute(
-            "CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event "
-            "FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()"
-        )
-    else:
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER audit_event_no_{verb.lower()} BEFORE {verb} ON audit_event "
-                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
-            )
-
-
-def _drop_append_only_triggers() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER audit_event_no_truncate ON audit_event")
-        op.execute("DROP TRIGGER audit_event_no_change ON audit_event")
-        op.execute("DROP FUNCTION audit_event_append_only()")
-    else:
-        op.execute("DROP TRIGGER audit_event_no_update")
-        op.execute("DROP TRIGGER audit_event_no_delete")
