@@ -68,6 +68,7 @@ translations-update: $(STAMPS)/python
 
 run: setup
 	PORTAL_ENVIRONMENT=development $(FLASK) db upgrade
+	PORTAL_ENVIRONMENT=development $(FLASK) docs import
 	PORTAL_ENVIRONMENT=development $(FLASK) demo load
 	PORTAL_ENVIRONMENT=development $(FLASK) run --host $(HOST) --port $(PORT)
 

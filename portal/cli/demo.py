@@ -8,6 +8,8 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import User
 from portal.accounts.services import create_user
+from portal.consent.documents import activate_version, approve_version, submit_version
+from portal.consent.models import ConsentDocument, DocumentError, VersionStatus
 from portal.core import audit
 from portal.core.permissions import Role
 
@@ -23,7 +25,11 @@ DEMO_ACCOUNTS = [
 
 
 def load_demo_accounts(session) -> int:
-    """Create the demo accounts unless any account exists; return how many were created."""
+    """Create the demo accounts unless any account exists; return how many were created.
+
+    Imported document drafts are moved along too: the first version of each document is put in
+    use and later ones are submitted for review (run `flask docs import` first).
+    """
     if session.scalar(select(func.count(User.id))):
         return 0
     created: dict[Role, User] = {}
@@ -40,7 +46,29 @@ def load_demo_accounts(session) -> int:
     # The demo patient was brought in by the demo therapist, as a real one would be.
     created[Role.PATIENT].invited_by_id = created[Role.THERAPIST].id
     session.flush()
+    _advance_demo_documents(session, created[Role.ADMINISTRATOR])
     return len(created)
+
+
+def _advance_demo_documents(session, admin: User) -> None:
+    """Put the trial's v1.0 in use and v1.1 before the panel, as on a site mid-study."""
+    for document in session.scalars(select(ConsentDocument)):
+        drafts = [v for v in document.versions if v.status == VersionStatus.DRAFT]
+        for position, version in enumerate(drafts):
+            try:
+                submit_version(session, version, admin)
+            except DocumentError as exc:  # e.g. a translation still missing: leave it a draft
+                click.echo(f"Left {version.label} as a draft: {exc}", err=True)
+                break
+            if position == 0:
+                approve_version(
+                    session,
+                    version,
+                    admin,
+                    material_change=None,
+                    reference="demo data: approved for the demonstration",
+                )
+                activate_version(session, version, admin)
 
 
 @click.group("demo", help="Demonstration data.", cls=AppGroup)

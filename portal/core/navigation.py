@@ -10,18 +10,21 @@ from flask_login import current_user
 
 from portal.core.permissions import Role
 
+_DOCUMENTS = ("consent.documents", _l("Consent documents"))
 _MENU: dict[Role, list[tuple[str, object]]] = {
     Role.PATIENT: [("consent.home", _l("Your consent"))],
     Role.THERAPIST: [
         ("accounts.patients", _l("Patients")),
         ("accounts.invite_patient", _l("Invite a patient")),
+        _DOCUMENTS,
     ],
-    Role.INVESTIGATOR: [("review.home", _l("Submissions"))],
-    Role.PANEL_MEMBER: [("oversight.home", _l("Oversight"))],
-    Role.PANEL_CHAIR: [("oversight.home", _l("Oversight"))],
+    Role.INVESTIGATOR: [("review.home", _l("Submissions")), _DOCUMENTS],
+    Role.PANEL_MEMBER: [("oversight.home", _l("Oversight")), _DOCUMENTS],
+    Role.PANEL_CHAIR: [("oversight.home", _l("Oversight")), _DOCUMENTS],
     Role.ADMINISTRATOR: [
         ("accounts.staff", _l("Staff accounts")),
         ("accounts.invite_staff", _l("Invite staff")),
+        _DOCUMENTS,
     ],
 }
 

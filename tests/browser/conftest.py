@@ -13,6 +13,9 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.cli.demo import load_demo_accounts
+from portal.consent.document_format import read_all
+from portal.consent.documents import import_documents
+from portal.core import audit
 from portal.extensions import db
 from tests.conftest import TEST_CONFIG, unavailable
 
@@ -78,6 +81,10 @@ def live_server(tmp_path_factory, sqlite_template) -> Iterator[LiveServer]:
     app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{database}", "TESTING": False})
     app.instance_path = str(directory)
     with app.app_context():
+        report = import_documents(
+            db.session, read_all(Path(app.config["CONSENT_DOCS_PATH"])), audit.SYSTEM
+        )
+        assert report.imported, "the shipped consent documents were imported"
         load_demo_accounts(db.session)
         db.session.commit()
     with LiveServer(app) as server:

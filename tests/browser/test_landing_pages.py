@@ -9,11 +9,19 @@ from portal.core.permissions import Role
 
 LANDINGS = {
     Role.PATIENT: ("/consent/", "Your consent", ["Your consent"]),
-    Role.THERAPIST: ("/account/patients", "Patients", ["Patients", "Invite a patient"]),
-    Role.INVESTIGATOR: ("/review/", "Submissions", ["Submissions"]),
-    Role.PANEL_MEMBER: ("/oversight/", "Oversight", ["Oversight"]),
-    Role.PANEL_CHAIR: ("/oversight/", "Oversight", ["Oversight"]),
-    Role.ADMINISTRATOR: ("/account/staff", "Accounts", ["Staff accounts", "Invite staff"]),
+    Role.THERAPIST: (
+        "/account/patients",
+        "Patients",
+        ["Patients", "Invite a patient", "Consent documents"],
+    ),
+    Role.INVESTIGATOR: ("/review/", "Submissions", ["Submissions", "Consent documents"]),
+    Role.PANEL_MEMBER: ("/oversight/", "Oversight", ["Oversight", "Consent documents"]),
+    Role.PANEL_CHAIR: ("/oversight/", "Oversight", ["Oversight", "Consent documents"]),
+    Role.ADMINISTRATOR: (
+        "/account/staff",
+        "Accounts",
+        ["Staff accounts", "Invite staff", "Consent documents"],
+    ),
 }
 
 
