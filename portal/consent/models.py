@@ -1,8 +1,8 @@
 """Consent documents, their versions (with a lifecycle) and each version's text per language.
 
 A version's text, sections, questions, optional consents and withdrawal options are written
-once at import and never change (database triggers refuse it); only the version's lifecycle
-state moves, and every move is audited.
+once at import and never change (database triggers, created by the consent documents
+migration, refuse it); only the version's lifecycle state moves, and every move is audited.
 """
 
 from __future__ import annotations
@@ -250,23 +250,3 @@ class WithdrawalDataOption(Base):
     is_default: Mapped[bool] = mapped_column(Boolean)
 
     __table_args__ = (UniqueConstraint("text_id", "key", name="uq_withdrawal_data_option_key"),)
-
-
-# Written once at import; the lifecycle columns of document_version stay movable.
-IMMUTABLE_TABLES = (
-    "document_text",
-    "document_section",
-    "comprehension_question",
-    "optional_consent_item",
-    "withdrawal_data_option",
-)
-VERSION_FROZEN_COLUMNS = (
-    "document_id",
-    "version",
-    "version_major",
-    "version_minor",
-    "protocol",
-    "cooling_off_hours",
-    "signatures_json",
-    "imported_at",
-)
