@@ -25,6 +25,12 @@ class DefaultConfig:
     ARGON2_TIME_COST: int | None = None
     ARGON2_MEMORY_COST: int | None = None
     ARGON2_PARALLELISM: int | None = None
+    # Staff, panel and administrator accounts must pass a second factor (TOTP) at sign-in.
+    MFA_REQUIRED_FOR_STAFF = True
+    MFA_ISSUER = "Consent & Ethics Portal"
+    MFA_PENDING_MINUTES = 5
+    MFA_MAX_ATTEMPTS = 5
+    RECOVERY_CODE_COUNT = 10
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 128
 

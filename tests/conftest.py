@@ -27,6 +27,8 @@ TEST_CONFIG = {
     "ARGON2_TIME_COST": 1,
     "ARGON2_MEMORY_COST": 1024,
     "ARGON2_PARALLELISM": 1,
+    # Most tests sign staff in with a password alone; the second-factor tests turn it on.
+    "MFA_REQUIRED_FOR_STAFF": False,
 }
 
 

@@ -142,5 +142,28 @@ class AccountStatusForm(FlaskForm):
     reason = _reason_field(_l("Reason"))
 
 
+class TwoFactorForm(FlaskForm):
+    code = StringField(
+        _l("Code"),
+        validators=[
+            DataRequired(_l("Enter the code from your authenticator app, or a recovery code")),
+            Length(max=32, message=_l("Enter the 6-digit code, or a recovery code")),
+        ],
+        description=_l(
+            "The 6-digit code from your authenticator app, or one of your recovery codes."
+        ),
+    )
+
+
+class TwoFactorSetupForm(FlaskForm):
+    code = StringField(
+        _l("Code from your app"),
+        validators=[
+            DataRequired(_l("Enter the 6-digit code from your authenticator app")),
+            Length(max=32, message=_l("Enter the 6-digit code")),
+        ],
+    )
+
+
 class EmptyForm(FlaskForm):
     """A form with only its CSRF token (sign out, revoke)."""

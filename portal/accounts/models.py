@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from portal.core.db import Base, UTCDateTime, utcnow
@@ -37,6 +46,12 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # Second factor (TOTP): the confirmed secret, one being set up, and the last time step used
+    # (a code is accepted only for a later step, so each code works once).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_last_counter: Mapped[int | None] = mapped_column(BigInteger)
 
     invited_by: Mapped[User | None] = relationship(remote_side=[id])
 
@@ -118,6 +133,19 @@ class UserSession(Base):
         if self.ended_at is None:
             self.ended_at = utcnow()
             self.end_reason = reason
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the second factor; stored only as its SHA-256."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 PURPOSE_NEW_ACCOUNT = "new_account"

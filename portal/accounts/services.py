@@ -67,7 +67,15 @@ class SignIn:
 def sign_in(
     session: Session, email: str, password: str, ip_address: str | None, user_agent: str | None
 ) -> SignIn | None:
-    """Check the credentials; on success open a server-side session. Both outcomes are audited."""
+    """Check the password and open a session (no second factor: patients, tests, CLI)."""
+    user = check_password(session, email, password, ip_address)
+    return None if user is None else open_sign_in(session, user, ip_address, user_agent)
+
+
+def check_password(
+    session: Session, email: str, password: str, ip_address: str | None
+) -> User | None:
+    """The first factor. Failures are audited; success opens nothing by itself."""
     user = User.by_email(session, email)
     password_ok = verify_password(user.password_hash if user else None, password)
     if user is None or not password_ok or not user.active:
@@ -88,6 +96,13 @@ def sign_in(
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    return user
+
+
+def open_sign_in(
+    session: Session, user: User, ip_address: str | None, user_agent: str | None
+) -> SignIn:
+    """Every factor passed: open a new server-side session and audit the sign-in."""
     session_row, token = _open_session(session, user, ip_address, user_agent)
     user.session_token, user.current_session = token, session_row
     audit.record(
@@ -152,6 +167,10 @@ def _end_session(session: Session, row: UserSession, reason: str, actor: audit.A
         reason=reason,
     )
     session.flush()
+
+
+def end_all_sessions(session: Session, user: User, reason: str, actor: audit.Actor) -> int:
+    return _end_other_sessions(session, user, None, reason, actor)
 
 
 def _end_other_sessions(

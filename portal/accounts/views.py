@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import (
     Blueprint,
     abort,
@@ -17,7 +19,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
-from portal.accounts import services
+from portal.accounts import mfa, services
 from portal.accounts.forms import (
     ROLE_LABELS,
     AcceptInvitationForm,
@@ -28,6 +30,8 @@ from portal.accounts.forms import (
     InviteStaffForm,
     LoginForm,
     PasswordChangeForm,
+    TwoFactorForm,
+    TwoFactorSetupForm,
 )
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User
 from portal.core.forms import client_address, safe_next_url
@@ -36,6 +40,9 @@ from portal.core.permissions import Role, public, roles_required, signed_in
 from portal.extensions import db
 
 bp = Blueprint("accounts", __name__, url_prefix="/account")
+
+# Set in the (signed) session cookie between the password and the second factor.
+PENDING_SIGN_IN = "pending_sign_in"
 
 
 @bp.app_context_processor
@@ -51,22 +58,118 @@ def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        result = services.sign_in(
-            db.session,
-            form.email.data,
-            form.password.data,
-            client_address(),
-            request.user_agent.string,
+        user = services.check_password(
+            db.session, form.email.data, form.password.data, client_address()
         )
-        if result is not None:
-            _adopt_language_chosen_before_sign_in(result.user)
+        if user is not None:
+            _adopt_language_chosen_before_sign_in(user)
+            next_url = safe_next_url(request.args.get("next"))
+            if mfa.required_for(user):
+                db.session.commit()
+                _start_pending_sign_in(user, next_url)
+                endpoint = "two_factor" if mfa.is_enrolled(user) else "two_factor_setup"
+                return redirect(url_for(f"accounts.{endpoint}"))
+            return _finish_sign_in(user, next_url)
         db.session.commit()
-        if result is not None:
-            login_user(result.user)
-            return redirect(safe_next_url(request.args.get("next")) or url_for("core.home"))
         error = _("The email address or password is not correct")
     status = 400 if request.method == "POST" else 200
     return render_template("accounts/login.html", form=form, error=error), status
+
+
+def _finish_sign_in(user: User, next_url: str | None):
+    """Every factor passed: open the server-side session and go on."""
+    result = services.open_sign_in(db.session, user, client_address(), request.user_agent.string)
+    db.session.commit()
+    session.pop(PENDING_SIGN_IN, None)
+    login_user(result.user)
+    return redirect(next_url or url_for("core.home"))
+
+
+def _start_pending_sign_in(user: User, next_url: str | None) -> None:
+    session[PENDING_SIGN_IN] = {
+        "user_id": user.id,
+        "started": time.time(),
+        "attempts": 0,
+        "next": next_url,
+    }
+
+
+def _pending_user() -> User | None:
+    """The account whose password was just accepted, while the second factor is asked for."""
+    pending = session.get(PENDING_SIGN_IN)
+    limit = current_app.config["MFA_PENDING_MINUTES"] * 60
+    if not pending or time.time() - pending.get("started", 0) > limit:
+        session.pop(PENDING_SIGN_IN, None)
+        return None
+    user = db.session.get(User, pending["user_id"])
+    return user if user is not None and user.active else None
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@public
+def two_factor():
+    user = _pending_user()
+    if user is None:
+        flash(_("Sign in again to continue."), "info")
+        return redirect(url_for("accounts.login"))
+    if not mfa.is_enrolled(user):
+        return redirect(url_for("accounts.two_factor_setup"))
+    form = TwoFactorForm()
+    if form.validate_on_submit():
+        if mfa.verify(db.session, user, form.code.data):
+            return _finish_sign_in(user, session[PENDING_SIGN_IN].get("next"))
+        db.session.commit()
+        pending = session[PENDING_SIGN_IN]
+        pending["attempts"] += 1
+        session[PENDING_SIGN_IN] = pending
+        if pending["attempts"] >= current_app.config["MFA_MAX_ATTEMPTS"]:
+            session.pop(PENDING_SIGN_IN, None)
+            flash(_("Too many wrong codes. Sign in again."), "error")
+            return redirect(url_for("accounts.login"))
+        form.code.errors.append(
+            _(
+                "That code is not right, or it was already used. Enter the "
+                "newest code from your app."
+            )
+        )
+    status = 400 if form.errors else 200
+    return render_template("accounts/two_factor.html", form=form), status
+
+
+@bp.route("/two-factor/setup", methods=["GET", "POST"])
+@public
+def two_factor_setup():
+    user = _pending_user()
+    if user is None:
+        flash(_("Sign in again to continue."), "info")
+        return redirect(url_for("accounts.login"))
+    if mfa.is_enrolled(user):
+        return redirect(url_for("accounts.two_factor"))
+    secret = mfa.pending_secret(db.session, user)
+    db.session.commit()
+    form = TwoFactorSetupForm()
+    if form.validate_on_submit():
+        try:
+            codes = mfa.enroll(db.session, user, form.code.data)
+        except AccountError as exc:
+            db.session.commit()  # keep the audited failure
+            form.code.errors.append(str(exc))
+        else:
+            next_url = session[PENDING_SIGN_IN].get("next")
+            _finish_sign_in(user, next_url)
+            return render_template(
+                "accounts/recovery_codes.html",
+                codes=codes,
+                next_url=next_url or url_for("core.home"),
+            )
+    status = 400 if form.errors else 200
+    uri = mfa.provisioning_uri(user, secret)
+    return render_template(
+        "accounts/two_factor_setup.html",
+        form=form,
+        secret=secret,
+        qr_code=mfa.qr_code_data_uri(uri),
+    ), status
 
 
 def _adopt_language_chosen_before_sign_in(user: User) -> None:
@@ -274,11 +377,18 @@ def manage_user(user_id: int):
     user = db.get_or_404(User, user_id)
     role_form = ChangeRoleForm(prefix="role")
     status_form = AccountStatusForm(prefix="status")
+    mfa_form = AccountStatusForm(prefix="mfa")
+    forms = {
+        "change_role": role_form,
+        "deactivate": status_form,
+        "reactivate": status_form,
+        "reset_mfa": mfa_form,
+    }
     if request.method == "POST":
         action = request.form.get("action")
-        if action not in {"change_role", "deactivate", "reactivate"}:
+        if action not in forms:
             abort(400)
-        form = role_form if action == "change_role" else status_form
+        form = forms[action]
         if form.validate_on_submit():
             try:
                 message = _apply_user_action(user, action, form)
@@ -288,9 +398,14 @@ def manage_user(user_id: int):
                 db.session.commit()
                 flash(message, "success")
                 return redirect(url_for("accounts.manage_user", user_id=user.id))
-    status = 400 if (role_form.errors or status_form.errors) else 200
+    status = 400 if any(form.errors for form in forms.values()) else 200
     return render_template(
-        "accounts/manage_user.html", user=user, role_form=role_form, status_form=status_form
+        "accounts/manage_user.html",
+        user=user,
+        role_form=role_form,
+        status_form=status_form,
+        mfa_form=mfa_form,
+        mfa_enrolled=mfa.is_enrolled(user),
     ), status
 
 
@@ -298,6 +413,11 @@ def _apply_user_action(user: User, action: str, form) -> str:
     if action == "change_role":
         services.change_role(db.session, current_user, user, Role(form.role.data), form.reason.data)
         return _("The role was changed; their sessions were signed out.")
+    if action == "reset_mfa":
+        mfa.reset(db.session, current_user, user, form.reason.data)
+        return _(
+            "Two-step verification was reset. They will set it up again at their next sign-in."
+        )
     reactivate = action == "reactivate"
     services.set_active(db.session, current_user, user, reactivate, form.reason.data)
     if reactivate:

@@ -11,9 +11,12 @@ from portal.accounts.services import create_user
 from portal.consent.documents import activate_version, approve_version, submit_version
 from portal.consent.models import ConsentDocument, DocumentError, VersionStatus
 from portal.core import audit
+from portal.core.db import utcnow
 from portal.core.permissions import Role
 
-# These passwords are printed in the README: demo data is for local trials only.
+# These passwords and the staff accounts' TOTP key are printed in the README: demo data is for
+# local trials only.
+DEMO_TOTP_SECRET = "DEMODEMODEMODEMODEMODEMODEMODEMO"  # noqa: S105 - published demo key
 DEMO_ACCOUNTS = [
     (Role.ADMINISTRATOR, "admin@example.org", "Alex Morgan", "demo-admin-pass"),
     (Role.THERAPIST, "therapist@example.org", "Dr Rhian Evans", "demo-therapist-pass"),
@@ -45,9 +48,25 @@ def load_demo_accounts(session) -> int:
         )
     # The demo patient was brought in by the demo therapist, as a real one would be.
     created[Role.PATIENT].invited_by_id = created[Role.THERAPIST].id
+    for role, user in created.items():
+        if role != Role.PATIENT:
+            _enrol_demo_second_factor(session, user)
     session.flush()
     _advance_demo_documents(session, created[Role.ADMINISTRATOR])
     return len(created)
+
+
+def _enrol_demo_second_factor(session, user: User) -> None:
+    user.totp_secret = DEMO_TOTP_SECRET
+    user.totp_enabled_at = utcnow()
+    audit.record(
+        session,
+        "account.mfa_enrolled",
+        actor=audit.SYSTEM,
+        object_type="user",
+        object_id=user.id,
+        reason="demo data: the shared demo key from the README",
+    )
 
 
 def _advance_demo_documents(session, admin: User) -> None:
@@ -87,3 +106,11 @@ def load_command() -> None:
         click.echo(f"Loaded {count} demo accounts (passwords in the README).")
     else:
         click.echo("Accounts already exist: demo data not loaded.")
+
+
+@demo_group.command("code")
+def code_command() -> None:
+    """Print the current two-step verification code of the demo staff accounts."""
+    import pyotp
+
+    click.echo(pyotp.TOTP(DEMO_TOTP_SECRET).now())

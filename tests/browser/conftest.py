@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from werkzeug.serving import make_server
 
 from portal import create_app
-from portal.cli.demo import load_demo_accounts
+from portal.cli.demo import DEMO_TOTP_SECRET, load_demo_accounts
 from portal.consent.document_format import read_all
 from portal.consent.documents import import_documents
 from portal.core import audit
@@ -78,7 +80,14 @@ def live_server(tmp_path_factory, sqlite_template) -> Iterator[LiveServer]:
     directory = tmp_path_factory.mktemp("live")
     database = directory / "portal.db"
     shutil.copyfile(sqlite_template, database)
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{database}", "TESTING": False})
+    app = create_app(
+        {
+            **TEST_CONFIG,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "TESTING": False,
+            "MFA_REQUIRED_FOR_STAFF": True,
+        }
+    )
     app.instance_path = str(directory)
     with app.app_context():
         report = import_documents(
@@ -138,16 +147,33 @@ class CheckedPage:
         self.check_accessibility()
 
     def sign_in(self, email: str, password: str) -> None:
+        """Sign in as a person would, with the demo key's code when a second step is asked."""
         self.goto("/account/sign-in")
         self.page.get_by_label("Email address").fill(email)
         self.page.get_by_label("Password").fill(password)
         self.submit("Sign in")
+        if self.page.url.endswith("/account/two-factor"):
+            self.page.get_by_label("Code").fill(_fresh_demo_code(email))
+            self.submit("Continue")
 
     def assert_all_pages_checked(self) -> None:
         assert self.checked == len(self.loaded), (
             f"pages loaded without an accessibility check: {self.loaded[self.checked :]}"
         )
         assert not self.console_errors, f"browser console errors: {self.console_errors}"
+
+
+_last_step_used: dict[str, int] = {}
+
+
+def _fresh_demo_code(email: str) -> str:
+    """A code for a time step this account has not used yet (each code works only once)."""
+    step = int(time.time() // 30)
+    if _last_step_used.get(email, -1) >= step:
+        time.sleep((step + 1) * 30 - time.time() + 0.5)
+        step += 1
+    _last_step_used[email] = step
+    return pyotp.TOTP(DEMO_TOTP_SECRET).at(step * 30)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from portal.cli.demo import DEMO_ACCOUNTS
@@ -78,3 +80,30 @@ def test_the_accessibility_check_catches_a_violation(portal_page):
     )
     with pytest.raises(AssertionError, match="accessibility violations"):
         portal_page.check_accessibility()
+
+
+def test_two_step_verification_set_up_page_is_accessible(portal_page, live_server):
+    """A new staff member's first sign-in: the set-up page with its QR code, then the codes."""
+    from portal.accounts.services import create_user
+    from portal.core import audit
+    from portal.extensions import db
+
+    with live_server.app.app_context():
+        create_user(db.session, email="new.staff@example.org", full_name="New Staff",
+                    role=Role.INVESTIGATOR, password="a long enough password",
+                    actor=audit.SYSTEM)
+        db.session.commit()
+    portal_page.goto("/account/sign-in")
+    page = portal_page.page
+    page.get_by_label("Email address").fill("new.staff@example.org")
+    page.get_by_label("Password").fill("a long enough password")
+    portal_page.submit("Sign in")
+    assert page.get_by_role("heading", level=1).inner_text() == "Set up two-step verification"
+    assert page.get_by_role("img", name="QR code for your authenticator app").is_visible()
+    secret = page.locator(".app-totp-key").inner_text()
+    import pyotp
+
+    page.get_by_label("Code from your app").fill(pyotp.TOTP(secret).now())
+    portal_page.submit("Turn on two-step verification")
+    assert page.get_by_role("heading", name="Your recovery codes").is_visible()
+    assert page.locator(".app-recovery-codes li").count() == 10
