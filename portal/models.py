@@ -1,7 +1,15 @@
 """Import every model module so that the metadata knows all tables (migrations, fixtures)."""
 
 from portal.accounts import models as accounts_models
+from portal.comprehension import models as comprehension_models
+from portal.consent import journey_models
 from portal.consent import models as consent_models
 from portal.core import audit
 
-__all__ = ["accounts_models", "audit", "consent_models"]
+__all__ = [
+    "accounts_models",
+    "audit",
+    "comprehension_models",
+    "consent_models",
+    "journey_models",
+]

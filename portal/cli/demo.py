@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
@@ -9,6 +11,7 @@ from sqlalchemy import func, select
 from portal.accounts.models import User
 from portal.accounts.services import create_user
 from portal.consent.documents import activate_version, approve_version, submit_version
+from portal.consent.journey import offer, open_section
 from portal.consent.models import ConsentDocument, DocumentError, VersionStatus
 from portal.core import audit
 from portal.core.db import utcnow
@@ -53,7 +56,18 @@ def load_demo_accounts(session) -> int:
             _enrol_demo_second_factor(session, user)
     session.flush()
     _advance_demo_documents(session, created[Role.ADMINISTRATOR])
+    _offer_demo_consents(session, created[Role.THERAPIST], created[Role.PATIENT])
     return len(created)
+
+
+def _offer_demo_consents(session, therapist: User, patient: User) -> None:
+    """The demo patient has started reading two days ago, so the cooling-off period is over."""
+    for document in session.scalars(select(ConsentDocument)):
+        if document.active_version is None:
+            continue
+        consent = offer(session, therapist, patient, document)
+        open_section(session, consent, 0)
+        consent.opened_at = utcnow() - dt.timedelta(days=2)
 
 
 def _enrol_demo_second_factor(session, user: User) -> None:

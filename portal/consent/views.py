@@ -9,6 +9,7 @@ from sqlalchemy import select
 from portal.consent.document_format import DOCUMENT_LANGUAGES, VERSION_RE, render_markdown
 from portal.consent.documents import find_version, previous_approved_version
 from portal.consent.elements import KNOWN_ELEMENTS, REQUIRED_ELEMENTS
+from portal.consent.journey_models import Consent, ConsentStatus
 from portal.consent.models import ConsentDocument, DocumentError
 from portal.consent.readability import PLAIN_LANGUAGE_TARGET, score
 from portal.consent.redline import compare
@@ -26,7 +27,18 @@ def _markdown_filter(text: str):
 @bp.route("/")
 @roles_required(Role.PATIENT)
 def home():
-    return render_template("consent/home.html", study_contact=current_user.invited_by)
+    consents = db.session.scalars(
+        select(Consent).where(Consent.patient_id == current_user.id).order_by(Consent.id.desc())
+    ).all()
+    waiting = [
+        c
+        for c in consents
+        if c.status in (ConsentStatus.OFFERED, ConsentStatus.IN_PROGRESS, ConsentStatus.SIGNED)
+    ]
+    history = [c for c in consents if c not in waiting]
+    return render_template(
+        "consent/home.html", study_contact=current_user.invited_by, waiting=waiting, history=history
+    )
 
 
 @bp.route("/documents")

@@ -14,6 +14,7 @@ _DOCUMENTS = ("consent.documents", _l("Consent documents"))
 _MENU: dict[Role, list[tuple[str, object]]] = {
     Role.PATIENT: [("consent.home", _l("Your consent"))],
     Role.THERAPIST: [
+        ("consent.team", _l("Consent")),
         ("accounts.patients", _l("Patients")),
         ("accounts.invite_patient", _l("Invite a patient")),
         _DOCUMENTS,

@@ -16,7 +16,7 @@ bp = Blueprint("core", __name__)
 
 LANDING_ENDPOINTS = {
     Role.PATIENT: "consent.home",
-    Role.THERAPIST: "accounts.patients",
+    Role.THERAPIST: "consent.team",
     Role.INVESTIGATOR: "review.home",
     Role.PANEL_MEMBER: "oversight.home",
     Role.PANEL_CHAIR: "oversight.home",

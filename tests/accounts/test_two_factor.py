@@ -27,8 +27,9 @@ def actions(app) -> list[AuditEvent]:
 
 
 def password_step(client: PortalClient, account) -> str:
-    response = client.post("/account/sign-in",
-                           {"email": account.email, "password": account.password})
+    response = client.post(
+        "/account/sign-in", {"email": account.email, "password": account.password}
+    )
     assert response.status_code == 302
     return response.headers["Location"]
 
@@ -140,8 +141,11 @@ def test_an_administrator_resets_a_lost_factor(app, users):
     admin_client.post("/account/two-factor", {"code": next_step_code(admin_secret)})
     response = admin_client.post(
         f"/account/staff/{therapist.id}",
-        {"action": "reset_mfa", "mfa-reason": "lost phone",
-         "mfa-csrf_token": admin_client.csrf_token()},
+        {
+            "action": "reset_mfa",
+            "mfa-reason": "lost phone",
+            "mfa-csrf_token": admin_client.csrf_token(),
+        },
         csrf=False,
     )
     assert response.status_code == 302

@@ -89,9 +89,14 @@ def test_two_step_verification_set_up_page_is_accessible(portal_page, live_serve
     from portal.extensions import db
 
     with live_server.app.app_context():
-        create_user(db.session, email="new.staff@example.org", full_name="New Staff",
-                    role=Role.INVESTIGATOR, password="a long enough password",
-                    actor=audit.SYSTEM)
+        create_user(
+            db.session,
+            email="new.staff@example.org",
+            full_name="New Staff",
+            role=Role.INVESTIGATOR,
+            password="a long enough password",
+            actor=audit.SYSTEM,
+        )
         db.session.commit()
     portal_page.goto("/account/sign-in")
     page = portal_page.page

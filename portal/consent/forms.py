@@ -1,0 +1,133 @@
+"""Forms of the consent journey; labels are lazily translated."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from portal.consent.journey_models import SignatureMethod
+
+
+class ReadingForm(FlaskForm):
+    visit_id = IntegerField(validators=[Optional()])
+    direction = HiddenField()
+
+
+class AskQuestionForm(FlaskForm):
+    question = TextAreaField(
+        _l("Your question"),
+        validators=[
+            DataRequired(_l("Write your question")),
+            Length(max=2000, message=_l("Your question must be 2000 characters or fewer")),
+        ],
+        description=_l(
+            "Your study team will see it and get back to you. This does not stop you reading."
+        ),
+    )
+    section = HiddenField()
+
+
+YES_NO = [SelectChoice("yes", _l("Yes")), SelectChoice("no", _l("No"))]
+
+
+def choices_form(items) -> FlaskForm:
+    """One yes/no question per optional item, none chosen at first."""
+
+    class ChoicesForm(FlaskForm):
+        pass
+
+    for item in items:
+        setattr(
+            ChoicesForm,
+            f"item_{item.key}",
+            RadioField(
+                item.statement,
+                choices=YES_NO,
+                validators=[InputRequired(_l("Choose yes or no"))],
+                description=item.meaning,
+            ),
+        )
+    return ChoicesForm()
+
+
+def answer_form(question) -> FlaskForm:
+    class AnswerForm(FlaskForm):
+        choice = RadioField(
+            question.prompt,
+            choices=[SelectChoice(c["id"], c["text"]) for c in question.choices],
+            validators=[InputRequired(_l("Choose an answer"))],
+        )
+
+    return AnswerForm()
+
+
+class SignForm(FlaskForm):
+    attest = BooleanField(
+        _l(
+            "I have read and understood the information, my questions have been answered, and "
+            "I agree to take part. I know I can withdraw at any time without giving a reason "
+            "and without my care or legal rights being affected."
+        )
+    )
+    typed_name = StringField(
+        _l("Type your full name"),
+        validators=[
+            DataRequired(_l("Type your full name")),
+            Length(max=200, message=_l("Your name must be 200 characters or fewer")),
+        ],
+    )
+    method = RadioField(
+        _l("How would you like to sign?"),
+        choices=[
+            SelectChoice(SignatureMethod.DRAWN.value, _l("Draw my signature")),
+            SelectChoice(
+                SignatureMethod.TYPED.value,
+                _l("Use my typed name as my signature (my therapist will witness it)"),
+            ),
+        ],
+        validators=[InputRequired(_l("Choose how you would like to sign"))],
+    )
+    signature = HiddenField()
+    password = PasswordField(
+        _l("Your password"),
+        validators=[InputRequired(_l("Enter your password to sign"))],
+        description=_l("Entering your password confirms that it is you signing."),
+    )
+
+
+class CountersignForm(FlaskForm):
+    discussed = BooleanField(
+        _l("I discussed the study with the patient and answered their questions")
+    )
+    identity_checked = BooleanField(_l("I checked the patient's identity"))
+    witnessed_typed = BooleanField(
+        _l("I witnessed the patient typing their name as their signature")
+    )
+    password = PasswordField(
+        _l("Your password"), validators=[InputRequired(_l("Enter your password to sign"))]
+    )
+
+
+class OfferForm(FlaskForm):
+    document_id = IntegerField(validators=[InputRequired()])
+
+
+class TeachBackForm(FlaskForm):
+    note = TextAreaField(
+        _l("What you discussed"),
+        validators=[
+            DataRequired(_l("Write a short note of what you discussed")),
+            Length(max=5000, message=_l("The note must be 5000 characters or fewer")),
+        ],
+    )

@@ -1,0 +1,157 @@
+"""A patient's consent to one document version: reading, choices and signatures.
+
+The consent keeps the exact version, language and content hash it was given. Signatures are
+written once (database triggers refuse changes) and bind the version, the answers and the
+choices by a SHA-256 over their canonical JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.accounts.models import User
+from portal.consent.models import DocumentText, DocumentVersion
+from portal.core.db import Base, UTCDateTime, utcnow
+
+
+class ConsentStatus(StrEnum):
+    OFFERED = "offered"  # the therapist offered the document; not opened yet
+    IN_PROGRESS = "in_progress"  # reading, answering, choosing
+    SIGNED = "signed"  # the patient signed; awaiting the therapist's countersignature
+    COMPLETE = "complete"  # countersigned: consent given
+    REPLACED = "replaced"  # a later consent (re-consent) took its place
+    WITHDRAWN = "withdrawn"
+
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in ConsentStatus)
+
+
+class SignerRole(StrEnum):
+    PARTICIPANT = "participant"
+    PERSON_TAKING_CONSENT = "person_taking_consent"
+
+
+class SignatureMethod(StrEnum):
+    DRAWN = "drawn"
+    TYPED = "typed"  # the accessible alternative, witnessed by the therapist
+    PASSWORD = "password"  # staff: printed name and password re-entered  # noqa: S105
+
+
+class Consent(Base):
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("document_version.id"), index=True)
+    text_id: Mapped[int] = mapped_column(ForeignKey("document_text.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=ConsentStatus.OFFERED.value)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("consent.id"))
+    offered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reading_position: Mapped[int] = mapped_column(Integer, default=0)
+    reading_completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    comprehension_completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    choices_saved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    patient: Mapped[User] = relationship(foreign_keys=[patient_id])
+    therapist: Mapped[User] = relationship(foreign_keys=[therapist_id])
+    version: Mapped[DocumentVersion] = relationship()
+    text: Mapped[DocumentText] = relationship()
+    replaces: Mapped[Consent | None] = relationship(remote_side=[id])
+    choices: Mapped[list[OptionalChoice]] = relationship(order_by="OptionalChoice.id")
+    signatures: Mapped[list[Signature]] = relationship(order_by="Signature.id")
+    questions_asked: Mapped[list[PatientQuestion]] = relationship(
+        order_by="PatientQuestion.asked_at"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "version_id", name="uq_consent_patient_version"),
+        CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
+    )
+
+    def signature_of(self, role: SignerRole) -> Signature | None:
+        return next((s for s in self.signatures if s.role == role), None)
+
+    @property
+    def choice_map(self) -> dict[str, bool]:
+        return {choice.item_key: choice.agreed for choice in self.choices}
+
+
+class SectionVisit(Base):
+    """Time spent on one section page, for the panel's analytics (never shown to patients)."""
+
+    __tablename__ = "section_visit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
+    section_key: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seconds: Mapped[int | None] = mapped_column(Integer)
+
+
+class PatientQuestion(Base):
+    """A question the patient asked the study team while reading; their therapist sees it."""
+
+    __tablename__ = "patient_question"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
+    section_key: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    asked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OptionalChoice(Base):
+    __tablename__ = "optional_choice"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
+    item_key: Mapped[str] = mapped_column(String(64))
+    agreed: Mapped[bool] = mapped_column(Boolean)
+    chosen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("consent_id", "item_key", name="uq_optional_choice_item"),)
+
+
+class Signature(Base):
+    """One signature's manifestation (21 CFR 11.50) and its binding to the record (11.70)."""
+
+    __tablename__ = "signature"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    method: Mapped[str] = mapped_column(String(16))
+    image_png: Mapped[bytes | None] = mapped_column(LargeBinary)
+    bound_json: Mapped[str] = mapped_column(Text)
+    binding_hash: Mapped[str] = mapped_column(String(64))
+
+    signer: Mapped[User] = relationship()
+
+    __table_args__ = (
+        # One signature per role per consent: a double submit cannot make a second record.
+        UniqueConstraint("consent_id", "role", name="uq_signature_consent_role"),
+        CheckConstraint("role IN ('participant', 'person_taking_consent')", name="role_known"),
+        CheckConstraint("method IN ('drawn', 'typed', 'password')", name="method_known"),
+    )

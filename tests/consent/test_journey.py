@@ -1,0 +1,231 @@
+"""The consent journey: read, answer, choose, sign, countersign — and every refusal."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.comprehension.models import ComprehensionAttempt, TeachBack
+from portal.consent.journey_models import Consent, SectionVisit, Signature
+from portal.core.audit import AuditEvent, verify_chain
+from portal.core.permissions import Role
+from portal.extensions import db
+from tests.consent.journey_helpers import (
+    answer_all,
+    choose,
+    read_everything,
+    set_up_journey,
+    sign,
+)
+from tests.factories import create_account
+from tests.helpers import PortalClient
+
+
+@pytest.fixture
+def journey(make_app, database_url, tmp_path):
+    return set_up_journey(make_app, database_url, tmp_path)
+
+
+def actions(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+
+
+def test_the_whole_journey_ends_in_a_countersigned_consent(journey):
+    patient = journey.patient_client()
+    assert "Start reading" in patient.get("/consent/").text
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id, "yes")
+    journey.past_cooling_off()
+    response = sign(patient, journey.consent_id, journey.patient.password)
+    assert response.status_code == 302, response.text
+
+    therapist = journey.therapist_client()
+    assert "Awaiting your countersignature" in therapist.get("/consent/team").text
+    response = therapist.post(
+        f"/consent/team/{journey.consent_id}/countersign",
+        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
+    )
+    assert response.status_code == 302
+    with journey.app.app_context():
+        consent = journey.consent()
+        assert consent.status == "complete"
+        participant, staff = consent.signatures
+        assert (participant.role, staff.role) == ("participant", "person_taking_consent")
+        bound = json.loads(participant.bound_json)
+        assert bound["content_hash"] == consent.content_hash
+        assert bound["answers"] == {"q-stop": "a"}
+        assert bound["choices"] == {"future-contact": True}
+        assert participant.image_png.startswith(b"\x89PNG")
+        assert db.session.scalar(select(func.count(SectionVisit.id))) >= 4
+        assert verify_chain(db.session).intact
+    recorded = actions(journey.app)
+    for action in (
+        "consent.offered",
+        "consent.opened",
+        "consent.reading_completed",
+        "comprehension.answered",
+        "consent.choices_saved",
+        "consent.signed",
+        "consent.countersigned",
+    ):
+        assert action in recorded
+
+
+def test_a_wrong_answer_shows_the_explanation_and_two_raise_teach_back(journey):
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    response = patient.post(f"/comprehension/{journey.consent_id}", {"choice": "b"})
+    assert response.status_code == 200
+    assert "You can stop whenever you like" in response.text  # the explanation
+    assert "Read the section again" in response.text
+    patient.post(f"/comprehension/{journey.consent_id}", {"choice": "b"})
+    with journey.app.app_context():
+        flag = db.session.scalars(select(TeachBack)).one()
+        assert flag.is_open
+    # Locked until the therapist records the discussion.
+    assert "Talking it through" in patient.get(f"/comprehension/{journey.consent_id}").text
+
+    therapist = journey.therapist_client()
+    assert "Teach-back needed" in therapist.get("/consent/team").text
+    response = therapist.post(
+        f"/comprehension/teach-back/{flag.id}", {"note": "Talked through stopping at any time."}
+    )
+    assert response.status_code == 302
+    answer_all(patient, journey.consent_id, "a")
+    with journey.app.app_context():
+        attempts = db.session.scalars(select(ComprehensionAttempt.correct)).all()
+        assert attempts == [False, False, True]
+        assert journey.consent().comprehension_completed_at is not None
+    assert "comprehension.teach_back_resolved" in actions(journey.app)
+
+
+@pytest.mark.parametrize(
+    "stage", ["before_comprehension", "cooling_off", "wrong_password", "version_not_active"]
+)
+def test_signing_is_refused_until_every_condition_is_met(journey, stage):
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    if stage != "before_comprehension":
+        answer_all(patient, journey.consent_id, "a")
+        choose(patient, journey.consent_id)
+    if stage in ("wrong_password", "version_not_active"):
+        journey.past_cooling_off()
+    if stage == "version_not_active":
+        admin = create_account(journey.app, Role.ADMINISTRATOR, email="admin2@example.org")
+        result = journey.app.test_cli_runner().invoke(
+            args=["docs", "withdraw", "diary-study", "1.0", "--by", admin.email, "--reason", "test"]
+        )
+        assert result.exit_code == 0
+    password = "not my password" if stage == "wrong_password" else journey.patient.password
+    response = sign(patient, journey.consent_id, password)
+    assert response.status_code == 400
+    expected = {
+        "before_comprehension": "Answer the questions about the document first",
+        "cooling_off": "You can sign once you have had time to think it over",
+        "wrong_password": "Your password is not correct",
+        "version_not_active": "This version of the document is no longer in use",
+    }[stage]
+    assert expected in response.text
+    with journey.app.app_context():
+        assert db.session.scalar(select(func.count(Signature.id))) == 0
+
+
+def test_another_patient_cannot_sign_or_see_this_consent(journey):
+    other = create_account(journey.app, Role.PATIENT, email="other@example.org")
+    client = PortalClient(journey.app)
+    client.login(other.email, other.password)
+    assert client.get(f"/consent/{journey.consent_id}/read/0").status_code == 404
+    response = sign(client, journey.consent_id, other.password)
+    assert response.status_code == 404
+
+
+def test_another_therapist_cannot_countersign(journey):
+    other = create_account(journey.app, Role.THERAPIST, email="t2@example.org")
+    client = PortalClient(journey.app)
+    client.login(other.email, other.password)
+    assert client.get(f"/consent/team/{journey.consent_id}/countersign").status_code == 403
+
+
+def test_a_double_submitted_signature_makes_one_record(journey):
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id)
+    journey.past_cooling_off()
+    token = patient.csrf_token()
+    results = []
+
+    def submit():
+        results.append(
+            sign(
+                patient, journey.consent_id, journey.patient.password, csrf_token=token
+            ).status_code
+        )
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [302, 302]
+    assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
+    with journey.app.app_context():
+        assert db.session.scalar(select(func.count(Signature.id))) == 1
+    assert actions(journey.app).count("consent.signed") == 1
+
+
+def test_typed_signature_needs_the_therapist_to_witness_it(journey):
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id)
+    journey.past_cooling_off()
+    assert (
+        sign(
+            patient, journey.consent_id, journey.patient.password, method="typed", signature=""
+        ).status_code
+        == 302
+    )
+    therapist = journey.therapist_client()
+    url = f"/consent/team/{journey.consent_id}/countersign"
+    data = {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password}
+    response = therapist.post(url, data)
+    assert response.status_code == 400
+    assert "Confirm that you witnessed the patient typing their name" in response.text
+    assert therapist.post(url, {**data, "witnessed_typed": "y"}).status_code == 302
+
+
+def test_reading_resumes_where_the_patient_left_off(journey):
+    patient = journey.patient_client()
+    page = patient.get(f"/consent/{journey.consent_id}/read/0").text
+    import re
+
+    visit = re.search(r'name="visit_id" value="(\d+)"', page)[1]
+    patient.post(f"/consent/{journey.consent_id}/read/0", {"visit_id": visit, "direction": "next"})
+    elsewhere = journey.patient_client()  # another device
+    response = elsewhere.get(f"/consent/{journey.consent_id}")
+    assert response.headers["Location"] == f"/consent/{journey.consent_id}/read/1"
+    # A section ahead of where they are cannot be skipped to.
+    assert elsewhere.get(f"/consent/{journey.consent_id}/read/3").status_code == 302
+
+
+def test_a_question_for_the_study_team_reaches_the_therapist(journey):
+    patient = journey.patient_client()
+    response = patient.post(
+        f"/consent/{journey.consent_id}/ask",
+        {
+            "question": "Can my partner come to the sessions?",
+            "section": "about",
+            "back": f"/consent/{journey.consent_id}",
+        },
+    )
+    assert response.status_code == 302
+    assert (
+        "Can my partner come to the sessions?"
+        in journey.therapist_client().get("/consent/team").text
+    )
