@@ -41,7 +41,7 @@ def question_states(session: Session, consent: Consent) -> list[QuestionState]:
         select(TeachBack).where(TeachBack.consent_id == consent.id).order_by(TeachBack.id)
     ).all()
     states = []
-    for question in consent.text.questions:
+    for question in consent.questions:
         mine = [a for a in attempts if a.question_key == question.key]
         flags = [t for t in teach_backs if t.question_key == question.key]
         last_resolved = max((t.resolved_at for t in flags if t.resolved_at), default=None)

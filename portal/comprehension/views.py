@@ -53,7 +53,7 @@ def question(consent_id: int):
             flash(_("That's right."), "success")
             return redirect(url_for("comprehension.question", consent_id=consent.id))
         section = consent.text.section(current.question.section_key)
-        position = consent.text.sections.index(section)
+        position = consent.sections.index(section)
         flagged = next(
             s
             for s in question_states(db.session, consent)
@@ -86,7 +86,7 @@ def teach_back(flag_id: int):
     consent = db.get_or_404(Consent, flag.consent_id)
     if consent.therapist_id != current_user.id:
         abort(403)
-    question = next(q for q in consent.text.questions if q.key == flag.question_key)
+    question = next(q for q in consent.questions if q.key == flag.question_key)
     form = TeachBackForm()
     if form.validate_on_submit():
         try:

@@ -338,6 +338,10 @@ def activate_version(session: Session, version: DocumentVersion, actor: User) ->
             raise DocumentError(f"{version.label} is older than the active v{current.version}")
         _move(session, current, VersionStatus.SUPERSEDED, actor, f"superseded by {version.label}")
     _move(session, version, VersionStatus.ACTIVE, actor, None)
+    if version.material_change:
+        from portal.consent.journey import request_reconsent
+
+        request_reconsent(session, version, actor)
 
 
 def withdraw_version(session: Session, version: DocumentVersion, actor: User, reason: str) -> None:

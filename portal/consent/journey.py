@@ -31,7 +31,7 @@ from portal.consent.journey_models import (
     SignatureMethod,
     SignerRole,
 )
-from portal.consent.models import ConsentDocument, VersionStatus
+from portal.consent.models import ConsentDocument, DocumentVersion, VersionStatus
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import Role
@@ -103,7 +103,7 @@ def offer(session: Session, therapist: User, patient: User, document: ConsentDoc
 def open_section(session: Session, consent: Consent, position: int) -> SectionVisit:
     """Show a section: the first opening starts the cooling-off clock."""
     _require_open(consent)
-    sections = consent.text.sections
+    sections = consent.sections
     if not 0 <= position < len(sections):
         raise JourneyError(_("That section does not exist"))
     if position > consent.reading_position and consent.reading_completed_at is None:
@@ -133,7 +133,7 @@ def leave_section(
     visit = session.get(SectionVisit, visit_id) if visit_id else None
     if visit is not None and visit.consent_id == consent.id and visit.seconds is None:
         visit.seconds = min(int((utcnow() - visit.opened_at).total_seconds()), MAX_SECTION_SECONDS)
-    last = len(consent.text.sections) - 1
+    last = len(consent.sections) - 1
     if direction == "back":
         return max(position - 1, 0)
     if position >= consent.reading_position:
@@ -450,6 +450,17 @@ def countersign(
     )
     consent.status = ConsentStatus.COMPLETE.value
     consent.completed_at = signature.signed_at
+    if consent.replaces is not None and consent.replaces.status == ConsentStatus.COMPLETE:
+        consent.replaces.status = ConsentStatus.REPLACED.value
+        audit.record(
+            session,
+            "consent.replaced",
+            actor=audit.Actor.of(therapist),
+            object_type="consent",
+            object_id=consent.replaces_id,
+            before={"status": "complete"},
+            after={"status": "replaced", "by": consent.id},
+        )
     audit.record(
         session,
         "consent.countersigned",
@@ -464,3 +475,59 @@ def countersign(
 def _require_open(consent: Consent) -> None:
     if consent.status not in (ConsentStatus.OFFERED, ConsentStatus.IN_PROGRESS):
         raise JourneyError(_("This consent has already been signed"))
+
+
+# --- re-consent ---------------------------------------------------------------------------------
+
+
+def request_reconsent(session: Session, version: DocumentVersion, actor: User) -> list[Consent]:
+    """After a material change: everyone whose consent rests on an older version is asked again.
+
+    Their earlier consent stands until they sign the new one (or withdraw). They read only the
+    sections that changed, answer the questions about those, and choose again.
+    """
+    from portal.consent.redline import compare
+
+    earlier = session.scalars(
+        select(Consent)
+        .join(DocumentVersion, Consent.version_id == DocumentVersion.id)
+        .where(
+            DocumentVersion.document_id == version.document_id,
+            DocumentVersion.id != version.id,
+            Consent.status == ConsentStatus.COMPLETE,
+        )
+    ).all()
+    created = []
+    for old in earlier:
+        text = version.text_in(old.text.language) or version.text_in("en-GB")
+        changed = (
+            [s.key for s in compare(old.text, text).changed_sections if s.change != "removed"]
+            if old.text.language == text.language
+            else None
+        )
+        consent = Consent(
+            patient_id=old.patient_id,
+            therapist_id=old.therapist_id,
+            version_id=version.id,
+            text_id=text.id,
+            content_hash=text.content_hash,
+            replaces_id=old.id,
+            reading_keys_json=audit.canonical_json(changed) if changed else None,
+        )
+        session.add(consent)
+        session.flush()
+        audit.record(
+            session,
+            "consent.reconsent_requested",
+            actor=audit.Actor.of(actor),
+            object_type="consent",
+            object_id=consent.id,
+            after={
+                "patient_id": old.patient_id,
+                "replaces": old.id,
+                "version": version.label,
+                "sections_to_read": changed,
+            },
+        )
+        created.append(consent)
+    return created

@@ -8,6 +8,7 @@ choices by a SHA-256 over their canonical JSON.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -23,7 +24,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import User
-from portal.consent.models import DocumentText, DocumentVersion
+from portal.consent.models import (
+    ComprehensionQuestion,
+    DocumentSection,
+    DocumentText,
+    DocumentVersion,
+)
 from portal.core.db import Base, UTCDateTime, utcnow
 
 
@@ -61,6 +67,8 @@ class Consent(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=ConsentStatus.OFFERED.value)
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("consent.id"))
+    # For a re-consent: only the sections that changed are read (None: every section).
+    reading_keys_json: Mapped[str | None] = mapped_column(Text)
     offered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     reading_position: Mapped[int] = mapped_column(Integer, default=0)
@@ -85,6 +93,20 @@ class Consent(Base):
         UniqueConstraint("patient_id", "version_id", name="uq_consent_patient_version"),
         CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
     )
+
+    @property
+    def sections(self) -> list[DocumentSection]:
+        """The sections this patient reads, in order."""
+        if self.reading_keys_json is None:
+            return list(self.text.sections)
+        keys = set(json.loads(self.reading_keys_json))
+        return [section for section in self.text.sections if section.key in keys]
+
+    @property
+    def questions(self) -> list[ComprehensionQuestion]:
+        """The questions this patient answers: those about the sections they read."""
+        keys = {section.key for section in self.sections}
+        return [q for q in self.text.questions if q.section_key in keys]
 
     def signature_of(self, role: SignerRole) -> Signature | None:
         return next((s for s in self.signatures if s.role == role), None)

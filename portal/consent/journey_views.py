@@ -41,7 +41,7 @@ def _next_step(consent: Consent) -> str:
         return url_for("consent.home")
     if consent.reading_completed_at is None:
         return url_for("consent.read", consent_id=consent.id, position=consent.reading_position)
-    if consent.comprehension_completed_at is None:
+    if not all(state.passed for state in question_states(db.session, consent)):
         return url_for("comprehension.question", consent_id=consent.id)
     if consent.choices_saved_at is None:
         return url_for("consent.choices", consent_id=consent.id)
@@ -105,10 +105,10 @@ def read(consent_id: int, position: int):
             )
             return redirect(_next_step(consent))
         return redirect(url_for("consent.read", consent_id=consent.id, position=following))
-    section_count = len(consent.text.sections)
+    section_count = len(consent.sections)
     if not 0 <= position < section_count:
         abort(404)
-    section = consent.text.sections[position]
+    section = consent.sections[position]
     if section.content_note and request.args.get("note") != "seen":
         return render_template(
             "consent/content_note.html",
@@ -132,6 +132,26 @@ def read(consent_id: int, position: int):
         form=ReadingForm(visit_id=visit.id),
         ask_form=AskQuestionForm(section=section.key),
     )
+
+
+@bp.route("/<int:consent_id>/changes")
+@roles_required(Role.PATIENT)
+def changes(consent_id: int):
+    """What changed between the version the patient agreed to and the newer one."""
+    from portal.consent.redline import compare
+
+    consent = _my_consent(consent_id)
+    if consent.replaces is not None:
+        old_text, new_text = consent.replaces.text, consent.text
+    else:
+        active = consent.version.document.active_version
+        new_text = active.text_in(consent.text.language) if active else None
+        old_text = consent.text
+        if new_text is None or active.id == consent.version_id:
+            abort(404)
+    if old_text.language != new_text.language:
+        abort(404)
+    return render_template("consent/changes.html", redline=compare(old_text, new_text))
 
 
 @bp.route("/<int:consent_id>/ask", methods=["GET", "POST"])

@@ -36,8 +36,21 @@ def home():
         if c.status in (ConsentStatus.OFFERED, ConsentStatus.IN_PROGRESS, ConsentStatus.SIGNED)
     ]
     history = [c for c in consents if c not in waiting]
+    # A newer version without a material change: tell them, ask nothing.
+    updated = [
+        c
+        for c in history
+        if c.status == ConsentStatus.COMPLETE
+        and (active := c.version.document.active_version) is not None
+        and active.id != c.version_id
+        and not active.material_change
+    ]
     return render_template(
-        "consent/home.html", study_contact=current_user.invited_by, waiting=waiting, history=history
+        "consent/home.html",
+        study_contact=current_user.invited_by,
+        waiting=waiting,
+        history=history,
+        updated=updated,
     )
 
 

@@ -150,7 +150,7 @@ def test_an_administrator_resets_a_lost_factor(app, users):
     )
     assert response.status_code == 302
     assert therapist_client.get("/account/patients").status_code == 302  # signed out
-    reset = [e for e in actions(app) if e.action == "account.mfa_reset"][0]
+    reset = next(e for e in actions(app) if e.action == "account.mfa_reset")
     assert reset.actor_id == admin.id and reset.reason == "lost phone"
     assert password_step(PortalClient(app), therapist) == "/account/two-factor/setup"
 

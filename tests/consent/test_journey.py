@@ -229,3 +229,77 @@ def test_a_question_for_the_study_team_reaches_the_therapist(journey):
         "Can my partner come to the sessions?"
         in journey.therapist_client().get("/consent/team").text
     )
+
+
+def complete_consent(journey) -> None:
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id, "yes")
+    journey.past_cooling_off()
+    assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
+    therapist = journey.therapist_client()
+    therapist.post(
+        f"/consent/team/{journey.consent_id}/countersign",
+        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
+    )
+
+
+def publish_v1_1(journey, tmp_path, material: bool) -> None:
+    from tests.consent.doc_fixtures import write_example
+
+    write_example(
+        tmp_path / "consent_docs",
+        "1.1",
+        body_change="Writing about nightmares can be very upsetting.",
+    )
+    admin = create_account(journey.app, Role.ADMINISTRATOR, email="admin2@example.org")
+    runner = journey.app.test_cli_runner()
+    assert runner.invoke(args=["docs", "import"]).exit_code == 0
+    by = ["diary-study", "1.1", "--by", admin.email]
+    runner.invoke(args=["docs", "submit", *by])
+    flag = "--material-change" if material else "--no-material-change"
+    assert runner.invoke(args=["docs", "approve", *by, "--reference", "R2", flag]).exit_code == 0
+    assert runner.invoke(args=["docs", "activate", *by]).exit_code == 0
+
+
+def test_a_material_change_asks_for_consent_again_on_the_changed_sections(journey, tmp_path):
+    complete_consent(journey)
+    publish_v1_1(journey, tmp_path, material=True)
+    with journey.app.app_context():
+        new = db.session.scalars(select(Consent).where(Consent.id != journey.consent_id)).one()
+        assert new.replaces_id == journey.consent_id
+        assert [s.key for s in new.sections] == ["risks-and-benefits"]
+        assert new.questions == []  # no question is about the changed section
+        new_id = new.id
+    patient = journey.patient_client()
+    home = patient.get("/consent/").text
+    assert "we need to ask for your consent again" in home
+    changes = patient.get(f"/consent/{new_id}/changes").text
+    assert '<ins class="app-redline__added">' in changes
+    read_everything(patient, new_id, sections=1)
+    assert patient.get(f"/consent/{new_id}").headers["Location"] == f"/consent/{new_id}/choices"
+    choose(patient, new_id, "no")
+    with journey.app.app_context():
+        new = db.session.get(Consent, new_id)
+        new.opened_at -= __import__("datetime").timedelta(hours=25)
+        db.session.commit()
+        assert db.session.get(Consent, journey.consent_id).status == "complete"  # still stands
+    assert sign(patient, new_id, journey.patient.password).status_code == 302
+    journey.therapist_client().post(
+        f"/consent/team/{new_id}/countersign",
+        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
+    )
+    with journey.app.app_context():
+        assert db.session.get(Consent, journey.consent_id).status == "replaced"
+        assert db.session.get(Consent, new_id).status == "complete"
+    assert "consent.replaced" in actions(journey.app)
+
+
+def test_a_non_material_change_only_tells_the_patient(journey, tmp_path):
+    complete_consent(journey)
+    publish_v1_1(journey, tmp_path, material=False)
+    with journey.app.app_context():
+        assert db.session.scalar(select(func.count(Consent.id))) == 1
+    home = journey.patient_client().get("/consent/").text
+    assert "has small changes. You do not need to do anything." in home

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("replaces_id", sa.Integer(), nullable=True),
+        sa.Column("reading_keys_json", sa.Text(), nullable=True),
         sa.Column("offered_at", portal.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("opened_at", portal.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reading_position", sa.Integer(), nullable=False),
