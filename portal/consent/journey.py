@@ -303,6 +303,7 @@ def _add_signature(
             session.add(signature)
     except IntegrityError as exc:
         raise AlreadySigned(_("This has already been signed")) from exc
+    session.expire(consent, ["signatures"])
     return signature
 
 

@@ -80,9 +80,9 @@ def read_all_sections(portal_page, press) -> None:
 def answer(portal_page, press, questions, wrong_first: bool = False) -> None:
     page = portal_page.page
     for prompt, choices, correct, _key in questions:
-        wanted = [c["text"] for c in choices if c["id"] == correct][0]
+        wanted = next(c["text"] for c in choices if c["id"] == correct)
         if wrong_first:
-            wrong = [c["text"] for c in choices if c["id"] != correct][0]
+            wrong = next(c["text"] for c in choices if c["id"] != correct)
             for _attempt in range(2):
                 press(page.get_by_label(wrong, exact=True), check=True)
                 with page.expect_navigation():
@@ -180,9 +180,17 @@ def test_patient_journey_with_the_keyboard_alone(portal_page, live_server):
         locator.focus()
         page.keyboard.press("Space" if check else "Enter")
 
+    def fits_the_screen() -> None:
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at 360px"
+
+    page.set_viewport_size({"width": 360, "height": 740})  # a small phone
+
     portal_page.sign_in(email, PASSWORD)
     portal_page.goto(f"/consent/{consent_id}")
+    fits_the_screen()
     read_all_sections(portal_page, keyboard)
+    fits_the_screen()
     answer(portal_page, keyboard, questions)
     for radio in page.get_by_label("No", exact=True).all():
         radio.focus()
@@ -192,6 +200,7 @@ def test_patient_journey_with_the_keyboard_alone(portal_page, live_server):
     portal_page.check_accessibility()
     pass_cooling_off(live_server, consent_id)
     portal_page.goto(f"/consent/{consent_id}/sign")
+    fits_the_screen()
     keyboard(page.get_by_label(re.compile("I have read and understood")), check=True)
     page.get_by_label("Type your full name").focus()
     page.keyboard.type("Owain Hughes")
