@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.accounts.models import User
+from portal.accounts.models import PURPOSE_NEW_ACCOUNT, Invitation, User
 from portal.comprehension.models import TeachBack
 from portal.comprehension.services import question_states
 from portal.consent import journey
@@ -290,7 +290,21 @@ def team():
         documents=documents,
         flags=flags,
         offer_form=OfferForm(),
+        invited=_pending_patient_invitations(),
     )
+
+
+def _pending_patient_invitations() -> list[Invitation]:
+    invitations = db.session.scalars(
+        select(Invitation).where(
+            Invitation.invited_by_id == current_user.id,
+            Invitation.role == Role.PATIENT,
+            Invitation.purpose == PURPOSE_NEW_ACCOUNT,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    ).all()
+    return [invitation for invitation in invitations if invitation.status == "pending"]
 
 
 @bp.route("/team/offer/<int:patient_id>", methods=["POST"])
