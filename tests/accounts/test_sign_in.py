@@ -23,7 +23,7 @@ def events(app, action: str) -> list[AuditEvent]:
 def test_sign_in_lands_on_the_role_page_and_is_audited(app, client, users):
     therapist = users[Role.THERAPIST]
     client.login(therapist.email, therapist.password)
-    assert client.get("/").headers["Location"] == "/account/patients"
+    assert client.get("/").headers["Location"] == "/consent/team"
     [login] = events(app, "account.login")
     assert login.actor_id == therapist.id
     assert login.actor_role == "therapist"

@@ -210,10 +210,24 @@ def test_patient_journey_with_the_keyboard_alone(portal_page, live_server):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     portal_page.check_accessibility()
-    assert page.get_by_text("Thank you. You have signed.").is_visible(), page.locator(
-        "main"
-    ).inner_text()[:600]
+    assert page.get_by_text("Thank you. You have signed.").is_visible()
+    with page.expect_navigation():
+        keyboard(page.get_by_role("button", name="Sign out"))
+    portal_page.check_accessibility()
+
+    # The therapist witnesses the typed name and countersigns, by keyboard too.
+    portal_page.sign_in(*THERAPIST)
+    portal_page.goto(f"/consent/team/{consent_id}/countersign")
+    fits_the_screen()
+    keyboard(page.get_by_label(re.compile("I discussed the study")), check=True)
+    keyboard(page.get_by_label("I checked the patient's identity"), check=True)
+    keyboard(page.get_by_label(re.compile("I witnessed the patient typing")), check=True)
+    page.get_by_label("Your password").focus()
+    page.keyboard.type(THERAPIST[1])
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    portal_page.check_accessibility()
     with live_server.app.app_context():
         consent = db.session.get(Consent, consent_id)
-        assert consent.status == "signed"
+        assert consent.status == "complete"
         assert consent.signatures[0].method == "typed"

@@ -10,9 +10,9 @@ from portal.core.permissions import Role
 LANDINGS = {
     Role.PATIENT: ("/consent/", "Your consent", ["Your consent"]),
     Role.THERAPIST: (
-        "/account/patients",
-        "Patients",
-        ["Patients", "Invite a patient", "Consent documents"],
+        "/consent/team",
+        "Consent",
+        ["Consent", "Patients", "Invite a patient", "Consent documents"],
     ),
     Role.INVESTIGATOR: ("/review/", "Submissions", ["Submissions", "Consent documents"]),
     Role.PANEL_MEMBER: ("/oversight/", "Oversight", ["Oversight", "Consent documents"]),
