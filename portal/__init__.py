@@ -26,9 +26,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _configure_jinja(app)
 
     from portal.core import errors, i18n, navigation, permissions, security
-    from portal.extensions import babel, csrf, db, login_manager
+    from portal.extensions import babel, csrf, db, limiter, login_manager
 
     db.init_app(app)
+    limiter.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     login_manager.init_app(app)
@@ -70,7 +71,11 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config["CONSENT_DOCS_PATH"] = str(PROJECT_ROOT / "consent_docs")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
-    app.config["SESSION_COOKIE_SECURE"] = app.config["ENVIRONMENT"] != "development"
+    served_over_https = app.config["ENVIRONMENT"] != "development"
+    app.config["SESSION_COOKIE_SECURE"] = served_over_https
+    if served_over_https and not app.config["SESSION_COOKIE_NAME"].startswith("__Host-"):
+        # The __Host- prefix pins the cookie to this exact host, HTTPS and path /.
+        app.config["SESSION_COOKIE_NAME"] = "__Host-" + app.config["SESSION_COOKIE_NAME"]
 
 
 def _instance_secret_key(instance_path: Path) -> str:

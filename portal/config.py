@@ -34,6 +34,11 @@ class DefaultConfig:
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 128
 
+    # Rate limits: in memory by default; several servers need a shared store (redis://...).
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+
     # CSRF tokens live as long as the login session (patients read long documents).
     WTF_CSRF_TIME_LIMIT = None
 

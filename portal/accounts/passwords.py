@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
@@ -27,6 +29,18 @@ def _hasher() -> PasswordHasher:
         hasher = PasswordHasher(**overrides)
         current_app.extensions[_HASHER_KEY] = hasher
     return hasher
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords, from the zxcvbn package's frequency lists."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def is_common(password: str) -> bool:
+    return password.lower() in _common_passwords()
 
 
 def hash_password(password: str) -> str:

@@ -22,7 +22,7 @@ from portal.accounts.models import (
     normalise_email,
     pending_invitation_count,
 )
-from portal.accounts.passwords import hash_password, needs_rehash, verify_password
+from portal.accounts.passwords import hash_password, is_common, needs_rehash, verify_password
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import STAFF_ROLES, Role
@@ -45,6 +45,14 @@ def check_new_password(password: str) -> None:
     if len(password) < config["PASSWORD_MIN_LENGTH"]:
         raise AccountError(
             _("Enter a password of at least %(n)d characters", n=config["PASSWORD_MIN_LENGTH"]),
+            field="password",
+        )
+    if is_common(password):
+        raise AccountError(
+            _(
+                "This password is one of the most common ones, so it is easy to guess. Choose "
+                "another: a few unrelated words make a strong password."
+            ),
             field="password",
         )
     if len(password) > config["PASSWORD_MAX_LENGTH"]:
@@ -167,6 +175,24 @@ def _end_session(session: Session, row: UserSession, reason: str, actor: audit.A
         reason=reason,
     )
     session.flush()
+
+
+def open_sessions(session: Session, user: User) -> list[UserSession]:
+    return list(
+        session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+            .order_by(UserSession.last_seen_at.desc())
+        )
+    )
+
+
+def revoke_session(session: Session, user: User, session_id: int) -> None:
+    """Sign one of your own other sessions out (a lost phone, a shared computer)."""
+    row = session.get(UserSession, session_id)
+    if row is None or row.user_id != user.id or not row.is_open:
+        raise AccountError(_("That session has already ended"))
+    _end_session(session, row, "revoked", audit.Actor.of(user))
 
 
 def end_all_sessions(session: Session, user: User, reason: str, actor: audit.Actor) -> int:

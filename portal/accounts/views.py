@@ -34,10 +34,11 @@ from portal.accounts.forms import (
     TwoFactorSetupForm,
 )
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User
+from portal.core import rate_limits
 from portal.core.forms import client_address, safe_next_url
 from portal.core.i18n import SESSION_LOCALE_KEY, current_locale_code
 from portal.core.permissions import Role, public, roles_required, signed_in
-from portal.extensions import db
+from portal.extensions import db, limiter
 
 bp = Blueprint("accounts", __name__, url_prefix="/account")
 
@@ -51,6 +52,14 @@ def _role_labels() -> dict[str, object]:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(rate_limits.SIGN_IN_PER_ADDRESS, methods=["POST"])
+@limiter.limit(
+    rate_limits.FAILED_SIGN_IN_PER_ACCOUNT,
+    methods=["POST"],
+    key_func=rate_limits.account_key,
+    deduct_when=rate_limits.failed_sign_in,
+    on_breach=rate_limits.audit_sign_in_lockout,
+)
 @public
 def login():
     if current_user.is_authenticated:
@@ -106,6 +115,7 @@ def _pending_user() -> User | None:
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
+@limiter.limit(rate_limits.SECOND_FACTOR_PER_ADDRESS, methods=["POST"])
 @public
 def two_factor():
     user = _pending_user()
@@ -137,6 +147,7 @@ def two_factor():
 
 
 @bp.route("/two-factor/setup", methods=["GET", "POST"])
+@limiter.limit(rate_limits.SECOND_FACTOR_PER_ADDRESS, methods=["POST"])
 @public
 def two_factor_setup():
     user = _pending_user()
@@ -215,7 +226,34 @@ def change_password():
     return render_template("accounts/change_password.html", form=form), status
 
 
+@bp.route("/sessions")
+@signed_in
+def sessions():
+    rows = services.open_sessions(db.session, current_user)
+    return render_template("accounts/sessions.html", rows=rows, form=EmptyForm())
+
+
+@bp.route("/sessions/<int:session_id>/end", methods=["POST"])
+@signed_in
+def end_session(session_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    ending_this_one = session_id == current_user.current_session.id
+    try:
+        services.revoke_session(db.session, current_user, session_id)
+    except AccountError as exc:
+        flash(str(exc), "info")
+        return redirect(url_for("accounts.sessions"))
+    db.session.commit()
+    if ending_this_one:
+        logout_user()
+        return redirect(url_for("accounts.login"))
+    flash(_("That session has been signed out."), "success")
+    return redirect(url_for("accounts.sessions"))
+
+
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
+@limiter.limit(rate_limits.LINKS_PER_ADDRESS)
 @public
 def accept_invitation(token: str):
     invitation = services.find_invitation(db.session, token)
@@ -280,6 +318,7 @@ def patients():
 
 
 @bp.route("/patients/invite", methods=["GET", "POST"])
+@limiter.limit(rate_limits.LINKS_CREATED_PER_USER, methods=["POST"], key_func=rate_limits.user_key)
 @roles_required(Role.THERAPIST)
 def invite_patient():
     form = InvitePatientForm()
@@ -305,6 +344,7 @@ def revoke_invitation(invitation_id: int):
 
 
 @bp.route("/users/<int:user_id>/password-reset-link", methods=["POST"])
+@limiter.limit(rate_limits.LINKS_CREATED_PER_USER, key_func=rate_limits.user_key)
 @roles_required(Role.THERAPIST, Role.ADMINISTRATOR)
 def password_reset_link(user_id: int):
     user = db.get_or_404(User, user_id)
@@ -365,6 +405,7 @@ def staff():
 
 
 @bp.route("/staff/invite", methods=["GET", "POST"])
+@limiter.limit(rate_limits.LINKS_CREATED_PER_USER, methods=["POST"], key_func=rate_limits.user_key)
 @roles_required(Role.ADMINISTRATOR)
 def invite_staff():
     form = InviteStaffForm()

@@ -6,7 +6,7 @@ import re
 import secrets
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -55,6 +55,8 @@ def _add_security_headers(response: Response) -> Response:
     headers["X-Request-ID"] = request_id()
     if request.endpoint != "static":
         headers["Cache-Control"] = "no-store"
+    if current_app.config["SESSION_COOKIE_SECURE"]:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     return response
 
 

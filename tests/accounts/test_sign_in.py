@@ -220,3 +220,59 @@ def test_language_choice_is_remembered_for_the_account(app, client, users):
         assert db.session.get(User, patient.id).locale == "cy"
     assert 'lang="cy"' in client.get("/consent/").text
     assert client.post("/language", {"locale": "fr"}).status_code == 400
+
+
+def test_a_user_sees_their_sessions_and_signs_another_one_out(app, users):
+    patient = users[Role.PATIENT]
+    laptop, phone = PortalClient(app), PortalClient(app)
+    laptop.login(patient.email, patient.password)
+    phone.login(patient.email, patient.password)
+    page = laptop.get("/account/sessions").text
+    assert page.count('/end"') == 2 and "This device" in page
+    with app.app_context():
+        phone_row = db.session.scalars(select(UserSession).order_by(UserSession.id.desc())).first()
+    assert laptop.post(f"/account/sessions/{phone_row.id}/end").status_code == 302
+    assert phone.get("/consent/").status_code == 302
+    assert laptop.get("/consent/").status_code == 200
+    [revoked] = events(app, "account.session_ended")
+    assert revoked.reason == "revoked"
+
+
+def test_nobody_can_sign_out_someone_elses_session(app, users):
+    patient, therapist = users[Role.PATIENT], users[Role.THERAPIST]
+    victim = PortalClient(app)
+    victim.login(therapist.email, therapist.password)
+    attacker = PortalClient(app)
+    attacker.login(patient.email, patient.password)
+    with app.app_context():
+        victim_row = db.session.scalars(
+            select(UserSession).where(UserSession.user_id == therapist.id)
+        ).one()
+    attacker.post(f"/account/sessions/{victim_row.id}/end")
+    assert victim.get("/consent/team").status_code == 200
+
+
+def test_a_common_password_is_refused(client, users):
+    patient = users[Role.PATIENT]
+    client.login(patient.email, patient.password)
+    response = client.post(
+        "/account/password",
+        {"current_password": patient.password, "password": "Password123", "confirm": "Password123"},
+    )
+    assert response.status_code == 400
+    assert "one of the most common ones" in response.text
+
+
+def test_a_long_password_of_128_characters_is_accepted(client, users):
+    patient = users[Role.PATIENT]
+    client.login(patient.email, patient.password)
+    long_password = "a quiet walk by the river " * 5  # 130 characters, no rules to follow
+    response = client.post(
+        "/account/password",
+        {
+            "current_password": patient.password,
+            "password": long_password[:128],
+            "confirm": long_password[:128],
+        },
+    )
+    assert response.status_code == 302

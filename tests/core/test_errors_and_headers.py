@@ -60,8 +60,18 @@ def test_authenticated_pages_are_not_cached(client, users):
     assert_security_headers(response)
 
 
-def test_session_cookie_flags(make_app, sqlite_url):
+def test_session_cookie_flags_and_hsts_outside_development(make_app, sqlite_url):
     app = make_app(sqlite_url, ENVIRONMENT="production")
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert app.config["SESSION_COOKIE_NAME"] == "__Host-portal_session"
+    response = app.test_client().get("/account/sign-in", base_url="https://localhost")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    cookie = response.headers.get("Set-Cookie", "")
+    if cookie:
+        assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_no_hsts_in_development(client):
+    assert "Strict-Transport-Security" not in client.get("/account/sign-in").headers
