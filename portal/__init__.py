@@ -69,6 +69,10 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'portal.db'}"
     if not app.config.get("CONSENT_DOCS_PATH"):
         app.config["CONSENT_DOCS_PATH"] = str(PROJECT_ROOT / "consent_docs")
+    if not app.config.get("DATA_ENCRYPTION_KEY"):
+        from portal.core.crypto import instance_data_key
+
+        app.config["DATA_ENCRYPTION_KEY"] = instance_data_key(Path(app.instance_path))
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
     served_over_https = app.config["ENVIRONMENT"] != "development"

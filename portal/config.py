@@ -7,6 +7,9 @@ class DefaultConfig:
     # "production" turns on Secure cookies; `make run` and the tests set "development".
     ENVIRONMENT = "production"
     SECRET_KEY: str | None = None  # instance/config.py, PORTAL_SECRET_KEY, or generated once
+    # Key for text encrypted at rest (teach-back notes, patients' questions); generated once
+    # into instance/data_key unless configured. Every server must share the same key.
+    DATA_ENCRYPTION_KEY: str | None = None
     DATABASE_URL: str | None = None  # default: SQLite file in the instance folder
 
     # Invitations (patients by therapists, staff by administrators).

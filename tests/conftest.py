@@ -22,6 +22,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret-key",
+    "DATA_ENCRYPTION_KEY": "qLUPqJ9bY6I5s0b0wEnUhG3R8oJrV7m3W5S0XbVmP1g=",
     "ENVIRONMENT": "development",
     # Real Argon2id, with small parameters so the suite stays quick.
     "ARGON2_TIME_COST": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
@@ -132,5 +133,10 @@ def resolve_teach_back(session: Session, flag: TeachBack, therapist: User, note:
         actor=audit.Actor.of(therapist),
         object_type="consent",
         object_id=flag.consent_id,
-        after={"question": flag.question_key, "teach_back_id": flag.id, "note": flag.note},
+        # The note itself is encrypted at rest; the trail keeps its fingerprint, not its words.
+        after={
+            "question": flag.question_key,
+            "teach_back_id": flag.id,
+            "note_sha256": hashlib.sha256(flag.note.encode()).hexdigest(),
+        },
     )

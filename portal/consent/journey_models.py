@@ -30,6 +30,7 @@ from portal.consent.models import (
     DocumentText,
     DocumentVersion,
 )
+from portal.core.crypto import EncryptedText
 from portal.core.db import Base, UTCDateTime, utcnow
 
 
@@ -136,7 +137,7 @@ class PatientQuestion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
     section_key: Mapped[str | None] = mapped_column(String(64))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText)  # may say things about their health
     asked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

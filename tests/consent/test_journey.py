@@ -303,3 +303,44 @@ def test_a_non_material_change_only_tells_the_patient(journey, tmp_path):
         assert db.session.scalar(select(func.count(Consent.id))) == 1
     home = journey.patient_client().get("/consent/").text
     assert "has small changes. You do not need to do anything." in home
+
+
+def test_questions_and_teach_back_notes_are_encrypted_at_rest(journey):
+    from sqlalchemy import text
+
+    patient = journey.patient_client()
+    patient.post(
+        f"/consent/{journey.consent_id}/ask",
+        {"question": "I had a panic attack last week. Is that a problem?"},
+    )
+    read_everything(patient, journey.consent_id)
+    for _attempt in range(2):
+        patient.post(f"/comprehension/{journey.consent_id}", {"choice": "b"})
+    with journey.app.app_context():
+        flag_id = db.session.scalar(select(TeachBack.id))
+    journey.therapist_client().post(
+        f"/comprehension/teach-back/{flag_id}",
+        {"note": "Discussed her panic attacks and stopping."},
+    )
+    with journey.app.app_context():
+        stored_question = db.session.execute(text("SELECT text FROM patient_question")).scalar()
+        stored_note = db.session.execute(text("SELECT note FROM teach_back")).scalar()
+        trail = " ".join(
+            e or ""
+            for e in db.session.execute(text("SELECT after_json FROM audit_event")).scalars()
+        )
+        assert stored_question.startswith("fernet:") and "panic" not in stored_question
+        assert stored_note.startswith("fernet:") and "panic" not in stored_note
+        assert "panic" not in trail
+        assert db.session.get(TeachBack, flag_id).note.startswith("Discussed her panic")
+    assert "I had a panic attack last week" in journey.therapist_client().get("/consent/team").text
+
+
+def test_the_data_key_is_generated_once_outside_the_database(monkeypatch, tmp_path):
+    from portal import create_app
+
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.delenv("PORTAL_DATA_ENCRYPTION_KEY", raising=False)
+    first = create_app({"SECRET_KEY": "x"}).config["DATA_ENCRYPTION_KEY"]
+    assert (tmp_path / "instance" / "data_key").stat().st_mode & 0o777 == 0o600
+    assert create_app({"SECRET_KEY": "x"}).config["DATA_ENCRYPTION_KEY"] == first

@@ -104,3 +104,47 @@ def test_allowed_roles_are_not_refused(app, users, endpoint, method, url):
         with client.http:
             _request(client, method, url)
             assert not g.get("refused_by_access_rule"), f"{role} refused by {endpoint}'s rule"
+
+
+STATE_CHANGING = sorted({(endpoint, url) for endpoint, method, url in ROUTES if method == "POST"})
+POST_ONLY = sorted(
+    {(endpoint, url) for endpoint, method, url in ROUTES if method == "POST"}
+    - {(endpoint, url) for endpoint, method, url in ROUTES if method == "GET"}
+)
+
+
+@pytest.mark.parametrize(("endpoint", "url"), STATE_CHANGING)
+def test_every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(
+    app, users, endpoint, url
+):
+    rule = _rule(app, endpoint)
+    client = PortalClient(app)
+    if not rule.public:
+        role = sorted(rule.roles)[0]
+        client.login(users[Role(role)].email, users[Role(role)].password)
+    assert client.post(url, {}, csrf=False).status_code == 400
+    assert client.post(url, {"csrf_token": "forged"}, csrf=False).status_code == 400
+
+
+@pytest.mark.parametrize(("endpoint", "url"), POST_ONLY)
+def test_state_changing_routes_refuse_get(app, users, endpoint, url):
+    client = PortalClient(app)
+    rule = _rule(app, endpoint)
+    if not rule.public:
+        role = sorted(rule.roles)[0]
+        client.login(users[Role(role)].email, users[Role(role)].password)
+    assert client.get(url).status_code == 405
+
+
+@pytest.mark.parametrize(("endpoint", "method", "url"), ROUTES)
+def test_every_response_carries_the_security_headers(app, endpoint, method, url):
+    response = PortalClient(app).http.open(url, method=method)
+    for header in (
+        "Content-Security-Policy",
+        "X-Content-Type-Options",
+        "Referrer-Policy",
+        "X-Frame-Options",
+        "Permissions-Policy",
+        "Cache-Control",
+    ):
+        assert header in response.headers, (url, header)
