@@ -46,10 +46,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.consent.views import bp as consent_bp
     from portal.core.views import bp as core_bp
     from portal.oversight.views import bp as oversight_bp
+    from portal.records.views import bp as records_bp
     from portal.review.views import bp as review_bp
 
     auth.init_app(app)
-    for blueprint in (core_bp, accounts_bp, consent_bp, comprehension_bp, review_bp, oversight_bp):
+    for blueprint in (
+        core_bp,
+        accounts_bp,
+        consent_bp,
+        comprehension_bp,
+        records_bp,
+        review_bp,
+        oversight_bp,
+    ):
         app.register_blueprint(blueprint)
 
     from portal.cli import register_commands

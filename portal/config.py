@@ -53,5 +53,12 @@ class DefaultConfig:
 
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 
+    # The seal on PDF records: an institution's own PEM key and certificate, or (by default) a
+    # key and self-signed certificate generated into instance/ on first use.
+    RECORD_SIGNING_KEY: str | None = None
+    RECORD_SIGNING_CERT: str | None = None
+    RECORD_SIGNER_NAME = "Consent & Ethics Portal"
+    VERIFY_MAX_BYTES = 10 * 1024 * 1024
+
     # The consent documents' source files (default: consent_docs/ at the top of the project).
     CONSENT_DOCS_PATH: str | None = None

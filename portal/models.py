@@ -5,6 +5,7 @@ from portal.comprehension import models as comprehension_models
 from portal.consent import journey_models
 from portal.consent import models as consent_models
 from portal.core import audit
+from portal.records import models as records_models
 
 __all__ = [
     "accounts_models",
@@ -12,4 +13,5 @@ __all__ = [
     "comprehension_models",
     "consent_models",
     "journey_models",
+    "records_models",
 ]

@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import accounts, audit, database, demo, documents
+    from portal.cli import accounts, audit, database, demo, documents, records
 
     for group in (
         database.db_group,
@@ -12,5 +12,6 @@ def register_commands(app: Flask) -> None:
         audit.audit_group,
         demo.demo_group,
         documents.docs_group,
+        records.records_group,
     ):
         app.cli.add_command(group)

@@ -10,8 +10,17 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import User
 from portal.accounts.services import create_user
+from portal.comprehension.services import answer
 from portal.consent.documents import activate_version, approve_version, submit_version
-from portal.consent.journey import offer, open_section
+from portal.consent.journey import (
+    countersign,
+    leave_section,
+    offer,
+    open_section,
+    save_choices,
+    sign,
+)
+from portal.consent.journey_models import SignatureMethod
 from portal.consent.models import ConsentDocument, DocumentError, VersionStatus
 from portal.core import audit
 from portal.core.db import utcnow
@@ -28,6 +37,8 @@ DEMO_ACCOUNTS = [
     (Role.PANEL_MEMBER, "panel@example.org", "Gareth Jones", "demo-panel-pass"),
     (Role.PANEL_CHAIR, "chair@example.org", "Dr Helen Price", "demo-chair-pass"),
 ]
+# A second patient whose consent is complete, so that a sealed record exists from the start.
+DEMO_CONSENTED_PATIENT = ("consented@example.org", "Alex Rivera", "demo-consented-pass")
 
 
 def load_demo_accounts(session) -> int:
@@ -57,7 +68,20 @@ def load_demo_accounts(session) -> int:
     session.flush()
     _advance_demo_documents(session, created[Role.ADMINISTRATOR])
     _offer_demo_consents(session, created[Role.THERAPIST], created[Role.PATIENT])
-    return len(created)
+    email, name, password = DEMO_CONSENTED_PATIENT
+    consented = create_user(
+        session,
+        email=email,
+        full_name=name,
+        role=Role.PATIENT,
+        password=password,
+        actor=audit.SYSTEM,
+        reason="demo data",
+    )
+    consented.invited_by_id = created[Role.THERAPIST].id
+    session.flush()
+    _complete_demo_consents(session, created[Role.THERAPIST], consented, password)
+    return len(created) + 1
 
 
 def _offer_demo_consents(session, therapist: User, patient: User) -> None:
@@ -68,6 +92,45 @@ def _offer_demo_consents(session, therapist: User, patient: User) -> None:
         consent = offer(session, therapist, patient, document)
         open_section(session, consent, 0)
         consent.opened_at = utcnow() - dt.timedelta(days=2)
+
+
+def _complete_demo_consents(session, therapist: User, patient: User, password: str) -> None:
+    """Walk the whole journey through the real services: read, answer, choose, sign, seal."""
+    for document in session.scalars(select(ConsentDocument)):
+        if document.active_version is None:
+            continue
+        consent = offer(session, therapist, patient, document)
+        for position in range(len(consent.sections)):
+            visit = open_section(session, consent, position)
+            leave_section(session, consent, visit.id, position, "next")
+        for question in consent.questions:
+            answer(session, consent, question.key, question.answer)
+        save_choices(
+            session,
+            consent,
+            {item.key: item.key == "future-contact" for item in consent.text.optional_consents},
+        )
+        consent.opened_at = utcnow() - dt.timedelta(days=3)
+        sign(
+            session,
+            consent,
+            patient,
+            typed_name=patient.full_name,
+            password=password,
+            attested=True,
+            method=SignatureMethod.TYPED,
+            image=None,
+        )
+        therapist_password = next(p for r, _e, _n, p in DEMO_ACCOUNTS if r == Role.THERAPIST)
+        countersign(
+            session,
+            consent,
+            therapist,
+            password=therapist_password,
+            discussed=True,
+            identity_checked=True,
+            witnessed_typed=True,
+        )
 
 
 def _enrol_demo_second_factor(session, user: User) -> None:

@@ -470,6 +470,10 @@ def countersign(
         object_id=consent.id,
         after={"status": consent.status, "binding_hash": signature.binding_hash},
     )
+    # The sealed PDF is part of completing the consent: both commit together or not at all.
+    from portal.records.services import create_consent_record
+
+    create_consent_record(session, consent, audit.Actor.of(therapist))
     return signature
 
 

@@ -64,7 +64,12 @@ def _status_of(consent: Consent) -> str:
 
 @bp.app_context_processor
 def _journey_helpers() -> dict[str, object]:
-    return {"consent_stage": _status_of}
+    from portal.records.services import records_of
+
+    return {
+        "consent_stage": _status_of,
+        "records_of": lambda consent: records_of(db.session, consent),
+    }
 
 
 @bp.route("/my")

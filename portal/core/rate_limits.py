@@ -18,6 +18,7 @@ FAILED_SIGN_IN_PER_ACCOUNT = "5 per 15 minutes"
 SECOND_FACTOR_PER_ADDRESS = "10 per minute"
 LINKS_PER_ADDRESS = "30 per hour"  # invitation and password reset links being opened
 LINKS_CREATED_PER_USER = "60 per hour"
+VERIFICATIONS_PER_ADDRESS = "30 per minute"
 
 
 def account_key() -> str:

@@ -18,6 +18,7 @@ from portal.core.permissions import Role
 from portal.extensions import db
 
 ACCOUNTS = {role: (email, password) for role, email, _name, password in DEMO_ACCOUNTS}
+assert ACCOUNTS[Role.PATIENT][0] == "patient@example.org"  # the patient still reading v1.0
 
 
 def give_v1_0_consent(app) -> int:

@@ -57,7 +57,7 @@ class Journey:
             db.session.commit()
 
 
-def set_up_journey(make_app, url, tmp_path) -> Journey:
+def set_up_journey(make_app, url, tmp_path, locale: str = "en_GB") -> Journey:
     root = tmp_path / "consent_docs"
     write_example(root, "1.0")
     app = make_app(url, CONSENT_DOCS_PATH=str(root))
@@ -74,6 +74,7 @@ def set_up_journey(make_app, url, tmp_path) -> Journey:
     patient = create_account(app, Role.PATIENT, full_name="Sam Taylor")
     with app.app_context():
         db.session.get(User, patient.id).invited_by_id = therapist.id
+        db.session.get(User, patient.id).locale = locale
         db.session.commit()
         document_id = db.session.scalar(select(ConsentDocument.id))
     client = PortalClient(app)

@@ -1,0 +1,1 @@
+"""Signed PDF records: render, seal, store, verify."""

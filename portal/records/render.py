@@ -1,0 +1,89 @@
+"""The consent record as a PDF/A-3b document (WeasyPrint), with its data attached as JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from flask import render_template
+from flask_babel import force_locale
+from weasyprint import HTML, Attachment
+from weasyprint.urls import URLFetcher
+
+from portal.comprehension.services import question_states
+from portal.consent.document_format import DOCUMENT_LANGUAGES
+from portal.consent.journey_models import Consent
+from portal.core.audit import format_timestamp
+
+ATTACHMENT_NAME = "consent-record.json"
+
+
+def restricted_fetcher() -> URLFetcher:
+    """Only inline data may be loaded: a document can never make the server fetch a URL."""
+    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
+
+
+def record_data(consent: Consent, uid: str, created_at, session) -> dict[str, Any]:
+    """The machine-readable content of the record (also embedded in the PDF)."""
+    states = question_states(session, consent)
+    items = {item.key: item for item in consent.text.optional_consents}
+    return {
+        "record_id": uid,
+        "created_at": format_timestamp(created_at),
+        "kind": "consent",
+        "document": consent.version.document.slug,
+        "version": consent.version.version,
+        "language": consent.text.language,
+        "content_hash": consent.content_hash,
+        "patient": {"id": consent.patient_id, "name": consent.patient.full_name},
+        "answers": [
+            {
+                "question": s.question.key,
+                "prompt": s.question.prompt,
+                "answer": s.question.answer,
+                "answer_text": next(
+                    c["text"] for c in s.question.choices if c["id"] == s.question.answer
+                ),
+            }
+            for s in states
+            if s.passed
+        ],
+        "choices": [
+            {"item": key, "statement": items[key].statement, "agreed": agreed}
+            for key, agreed in consent.choice_map.items()
+        ],
+        "signatures": [
+            {
+                "role": s.role,
+                "printed_name": s.printed_name,
+                "meaning": s.meaning,
+                "signed_at": format_timestamp(s.signed_at),
+                "method": s.method,
+                "binding_hash": s.binding_hash,
+            }
+            for s in consent.signatures
+        ],
+        "replaces_consent": consent.replaces_id,
+    }
+
+
+def render_consent_pdf(consent: Consent, data: dict[str, Any]) -> bytes:
+    """Render in the patient's language, fonts embedded, nothing fetched from outside."""
+    locale = DOCUMENT_LANGUAGES.get(consent.text.language, "en_GB")
+    images = {
+        s.id: "data:image/png;base64," + base64.b64encode(s.image_png).decode()
+        for s in consent.signatures
+        if s.image_png
+    }
+    with force_locale(locale):
+        html = render_template("pdf/consent_record.html", consent=consent, data=data, images=images)
+    attachment = Attachment(
+        string=json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True),
+        name=ATTACHMENT_NAME,
+        description="The consent record's data (JSON)",
+        relationship="Data",
+    )
+    return HTML(string=html, url_fetcher=restricted_fetcher()).write_pdf(
+        pdf_variant="pdf/a-3b", attachments=[attachment], uncompressed_pdf=False
+    )

@@ -1,0 +1,93 @@
+"""Creating, finding and verifying sealed records; each step audited."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import User
+from portal.consent.journey_models import Consent
+from portal.core import audit
+from portal.core.db import utcnow
+from portal.core.permissions import PANEL_ROLES, Role
+from portal.records.models import Record, RecordKind
+from portal.records.render import record_data, render_consent_pdf
+from portal.records.seal import check_seal, seal
+
+
+def create_consent_record(session: Session, consent: Consent, actor: audit.Actor) -> Record:
+    """Render, seal and store the record of a completed consent, in the caller's transaction."""
+    uid = secrets.token_hex(8).upper()
+    created_at = utcnow()
+    session.refresh(consent, ["signatures", "choices"])
+    data = record_data(consent, uid, created_at, session)
+    pdf = seal(render_consent_pdf(consent, data))
+    record = Record(
+        uid=uid,
+        consent_id=consent.id,
+        kind=RecordKind.CONSENT.value,
+        created_at=created_at,
+        pdf=pdf,
+        sha256=hashlib.sha256(pdf).hexdigest(),
+    )
+    session.add(record)
+    session.flush()
+    audit.record(
+        session,
+        "record.created",
+        actor=actor,
+        object_type="record",
+        object_id=record.uid,
+        after={"consent_id": consent.id, "kind": record.kind, "sha256": record.sha256},
+    )
+    return record
+
+
+def can_download(user: User, record: Record) -> bool:
+    """The patient, the consent's therapist and the ethics panel; nobody else."""
+    consent = record.consent
+    return (
+        user.id == consent.patient_id
+        or (user.role == Role.THERAPIST and user.id == consent.therapist_id)
+        or user.role in PANEL_ROLES
+    )
+
+
+def record_download(session: Session, user: User, record: Record) -> None:
+    audit.record(
+        session,
+        "record.downloaded",
+        actor=audit.Actor.of(user),
+        object_type="record",
+        object_id=record.uid,
+        after={"sha256": record.sha256},
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer given to anyone who asks whether a file is one of the portal's records."""
+
+    outcome: str  # "genuine", "altered" or "not_pdf"
+    record: Record | None = None
+    reason: str | None = None
+
+
+def verify_file(session: Session, data: bytes) -> Verdict:
+    check = check_seal(data)
+    if not check.is_pdf:
+        return Verdict("not_pdf", reason=check.problem)
+    if not check.sealed_by_portal:
+        return Verdict("altered", reason=check.problem)
+    record = session.scalar(select(Record).where(Record.sha256 == hashlib.sha256(data).hexdigest()))
+    if record is None:
+        return Verdict("altered", reason="sealed by this portal's key but not a stored record")
+    return Verdict("genuine", record=record)
+
+
+def records_of(session: Session, consent: Consent) -> list[Record]:
+    return list(session.scalars(select(Record).where(Record.consent_id == consent.id)))

@@ -1,0 +1,174 @@
+"""Sealed PDF records: complete, verifiable by anyone, refused to strangers, tamper-evident."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from sqlalchemy import select
+
+from portal.core.audit import AuditEvent
+from portal.core.permissions import Role
+from portal.extensions import db
+from portal.records.models import Record
+from tests.consent.journey_helpers import answer_all, choose, read_everything, set_up_journey, sign
+from tests.factories import create_account
+from tests.helpers import PortalClient
+
+
+def complete(journey):
+    """Take the consent all the way to its countersignature (which seals the record)."""
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id, "yes")
+    journey.past_cooling_off()
+    assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
+    response = journey.therapist_client().post(
+        f"/consent/team/{journey.consent_id}/countersign",
+        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
+    )
+    assert response.status_code == 302
+    return journey
+
+
+@pytest.fixture
+def completed(make_app, database_url, tmp_path):
+    return complete(set_up_journey(make_app, database_url, tmp_path))
+
+
+def the_record(journey) -> Record:
+    with journey.app.app_context():
+        record = db.session.scalars(select(Record)).one()
+        db.session.expunge(record)
+        return record
+
+
+def test_countersigning_seals_a_record_that_pdfsig_validates(completed, tmp_path):
+    record = the_record(completed)
+    path = tmp_path / "record.pdf"
+    path.write_bytes(record.pdf)
+    pdfsig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+    assert "Signature is Valid" in pdfsig.stdout, pdfsig.stdout + pdfsig.stderr
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    for title in (
+        "What is this study?",
+        "Risks and benefits",
+        "Your choice",
+        "Your data and who to contact",
+    ):
+        assert title in text
+    assert "Sam Taylor" in text and "Test Therapist" in text
+    assert "Page 1 of" in text
+    with completed.app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "record.created")
+        ).one()
+        assert event.after["sha256"] == record.sha256
+
+
+def test_the_embedded_json_matches_the_database(completed):
+    record = the_record(completed)
+    reader = PdfFileReader(__import__("io").BytesIO(record.pdf))
+    files = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    spec = files[1].get_object()
+    data = json.loads(spec["/EF"]["/F"].get_object().data)
+    assert data["record_id"] == record.uid
+    assert [a["answer"] for a in data["answers"]] == ["a"]
+    assert data["choices"] == [
+        {
+            "item": "future-contact",
+            "agreed": True,
+            "statement": "I agree to be contacted about future studies.",
+        }
+    ]
+    with completed.app.app_context():
+        consent = completed.consent()
+        assert data["content_hash"] == consent.content_hash
+        assert {s["binding_hash"] for s in data["signatures"]} == {
+            s.binding_hash for s in consent.signatures
+        }
+
+
+def test_verify_says_genuine_and_then_altered_after_one_byte_changes(completed, tmp_path):
+    record = the_record(completed)
+    genuine, altered, text_file = (tmp_path / n for n in ("a.pdf", "b.pdf", "c.txt"))
+    genuine.write_bytes(record.pdf)
+    middle = len(record.pdf) // 2
+    altered.write_bytes(
+        record.pdf[:middle] + bytes([record.pdf[middle] ^ 0x01]) + record.pdf[middle + 1 :]
+    )
+    text_file.write_text("hello")
+    runner = completed.app.test_cli_runner()
+    result = runner.invoke(args=["records", "verify", str(genuine)])
+    assert result.exit_code == 0 and record.uid in result.output
+    result = runner.invoke(args=["records", "verify", str(altered)])
+    assert result.exit_code == 1 and "Altered" in result.output
+    assert runner.invoke(args=["records", "verify", str(text_file)]).exit_code == 2
+
+    page = PortalClient(completed.app)
+    for data, expected in (
+        (record.pdf, "Genuine and unaltered"),
+        (altered.read_bytes(), "Not a genuine record"),
+        (b"not a pdf at all", "Not a PDF"),
+    ):
+        response = page.http.post(
+            "/records/verify",
+            data={
+                "csrf_token": page.csrf_token(),
+                "document": (__import__("io").BytesIO(data), "file.pdf"),
+            },
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 200
+        assert expected in response.text
+
+
+def test_only_the_patient_their_therapist_and_the_panel_can_download(completed):
+    record = the_record(completed)
+    url = f"/records/{record.uid}.pdf"
+    response = completed.patient_client().get(url)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.data == record.pdf
+    assert completed.therapist_client().get(url).status_code == 200
+    for role, expected in (
+        (Role.PANEL_MEMBER, 200),
+        (Role.PATIENT, 404),
+        (Role.THERAPIST, 404),
+        (Role.INVESTIGATOR, 403),
+        (Role.ADMINISTRATOR, 403),
+    ):
+        account = create_account(completed.app, role, email=f"other-{role}@example.org")
+        client = PortalClient(completed.app)
+        client.login(account.email, account.password)
+        assert client.get(url).status_code == expected, role
+    with completed.app.app_context():
+        downloads = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "record.downloaded")
+        ).all()
+        assert len(downloads) == 3
+
+
+def test_records_list_and_export(completed, tmp_path):
+    record = the_record(completed)
+    runner = completed.app.test_cli_runner()
+    assert record.uid in runner.invoke(args=["records", "list"]).output
+    target = tmp_path / "out.pdf"
+    assert runner.invoke(args=["records", "export", record.uid, str(target)]).exit_code == 0
+    assert target.read_bytes() == record.pdf
+
+
+def test_a_welsh_consent_gives_a_welsh_record(make_app, sqlite_url, tmp_path):
+    journey = complete(set_up_journey(make_app, sqlite_url, tmp_path, locale="cy"))
+    path = tmp_path / "cy.pdf"
+    path.write_bytes(the_record(journey).pdf)
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    assert "Astudiaeth y dyddiadur cwsg" in text
+    assert "Llofnodion" in text and "Tudalen 1 o" in text
+    assert (
+        "Signature is Valid"
+        in subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
+    )
