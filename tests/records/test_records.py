@@ -172,3 +172,35 @@ def test_a_welsh_consent_gives_a_welsh_record(make_app, sqlite_url, tmp_path):
         "Signature is Valid"
         in subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
     )
+
+
+def test_the_renderer_never_fetches_anything_from_outside(tmp_path):
+    from portal.records.render import restricted_fetcher
+
+    fetcher = restricted_fetcher()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read me")
+    for url in ("http://127.0.0.1:9/x.png", "https://example.org/a.css", f"file://{secret}"):
+        with pytest.raises(ValueError, match="disallowed protocol"):
+            fetcher.fetch(url)
+    assert fetcher.fetch("data:text/plain,hello") is not None
+
+
+def test_the_demo_data_has_a_record_that_exports_and_verifies(make_app, sqlite_url, tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).parents[2] / "consent_docs"
+    app = make_app(sqlite_url, CONSENT_DOCS_PATH=str(root))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["docs", "import"]).exit_code == 0
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    listing = runner.invoke(args=["records", "list"]).output.split()
+    uid = listing[0]
+    target = tmp_path / "demo.pdf"
+    assert runner.invoke(args=["records", "export", uid, str(target)]).exit_code == 0
+    result = runner.invoke(args=["records", "verify", str(target)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Signature is Valid"
+        in subprocess.run(["pdfsig", str(target)], capture_output=True, text=True).stdout
+    )
