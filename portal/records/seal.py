@@ -12,6 +12,7 @@ import concurrent.futures
 import datetime as dt
 import io
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 SIGNATURE_FIELD = "PortalSeal"
+_GENERATION_LOCK = threading.Lock()
 
 
 def signing_files() -> tuple[Path, Path]:
@@ -37,8 +39,9 @@ def signing_files() -> tuple[Path, Path]:
         return Path(config["RECORD_SIGNING_KEY"]), Path(config["RECORD_SIGNING_CERT"])
     instance = Path(current_app.instance_path)
     key_path, cert_path = instance / "signing_key.pem", instance / "signing_cert.pem"
-    if not key_path.exists() or not cert_path.exists():
-        _generate_identity(key_path, cert_path, config["RECORD_SIGNER_NAME"])
+    with _GENERATION_LOCK:  # two first requests at once must not write two different pairs
+        if not key_path.exists() or not cert_path.exists():
+            _generate_identity(key_path, cert_path, config["RECORD_SIGNER_NAME"])
     return key_path, cert_path
 
 
