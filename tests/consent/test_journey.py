@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 
@@ -282,7 +283,7 @@ def test_a_material_change_asks_for_consent_again_on_the_changed_sections(journe
     choose(patient, new_id, "no")
     with journey.app.app_context():
         new = db.session.get(Consent, new_id)
-        new.opened_at -= __import__("datetime").timedelta(hours=25)
+        new.opened_at -= dt.timedelta(hours=25)
         db.session.commit()
         assert db.session.get(Consent, journey.consent_id).status == "complete"  # still stands
     assert sign(patient, new_id, journey.patient.password).status_code == 302

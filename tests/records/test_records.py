@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 
@@ -71,7 +72,7 @@ def test_countersigning_seals_a_record_that_pdfsig_validates(completed, tmp_path
 
 def test_the_embedded_json_matches_the_database(completed):
     record = the_record(completed)
-    reader = PdfFileReader(__import__("io").BytesIO(record.pdf))
+    reader = PdfFileReader(io.BytesIO(record.pdf))
     files = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
     spec = files[1].get_object()
     data = json.loads(spec["/EF"]["/F"].get_object().data)
@@ -118,7 +119,7 @@ def test_verify_says_genuine_and_then_altered_after_one_byte_changes(completed, 
             "/records/verify",
             data={
                 "csrf_token": page.csrf_token(),
-                "document": (__import__("io").BytesIO(data), "file.pdf"),
+                "document": (io.BytesIO(data), "file.pdf"),
             },
             content_type="multipart/form-data",
         )
