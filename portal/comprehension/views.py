@@ -14,6 +14,7 @@ from portal.comprehension.services import (
     question_states,
     resolve_teach_back,
 )
+from portal.consent.access import own_consent_or_404
 from portal.consent.forms import TeachBackForm, answer_form
 from portal.consent.journey_models import Consent, ConsentStatus
 from portal.core.permissions import Role, roles_required
@@ -22,17 +23,10 @@ from portal.extensions import db
 bp = Blueprint("comprehension", __name__, url_prefix="/comprehension")
 
 
-def _my_consent(consent_id: int) -> Consent:
-    consent = db.session.get(Consent, consent_id)
-    if consent is None or consent.patient_id != current_user.id:
-        abort(404)
-    return consent
-
-
 @bp.route("/<int:consent_id>", methods=["GET", "POST"])
 @roles_required(Role.PATIENT)
 def question(consent_id: int):
-    consent = _my_consent(consent_id)
+    consent = own_consent_or_404(consent_id)
     if consent.status != ConsentStatus.IN_PROGRESS or consent.reading_completed_at is None:
         return redirect(url_for("consent.resume", consent_id=consent.id))
     states = question_states(db.session, consent)

@@ -12,6 +12,7 @@ from portal.accounts.models import PURPOSE_NEW_ACCOUNT, Invitation, User
 from portal.comprehension.models import TeachBack
 from portal.comprehension.services import question_states
 from portal.consent import journey
+from portal.consent.access import own_consent_or_404
 from portal.consent.forms import (
     AskQuestionForm,
     CountersignForm,
@@ -23,16 +24,9 @@ from portal.consent.forms import (
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod
 from portal.consent.models import ConsentDocument
 from portal.consent.views import bp
+from portal.core.forms import safe_next_url
 from portal.core.permissions import Role, roles_required
 from portal.extensions import db
-
-
-def _my_consent(consent_id: int) -> Consent:
-    """The signed-in patient's own consent; anyone else's is simply not found."""
-    consent = db.session.get(Consent, consent_id)
-    if consent is None or consent.patient_id != current_user.id:
-        abort(404)
-    return consent
 
 
 def _next_step(consent: Consent) -> str:
@@ -72,22 +66,16 @@ def _journey_helpers() -> dict[str, object]:
     }
 
 
-@bp.route("/my")
-@roles_required(Role.PATIENT)
-def my_consents():
-    return redirect(url_for("consent.home"))
-
-
 @bp.route("/<int:consent_id>")
 @roles_required(Role.PATIENT)
 def resume(consent_id: int):
-    return redirect(_next_step(_my_consent(consent_id)))
+    return redirect(_next_step(own_consent_or_404(consent_id)))
 
 
 @bp.route("/<int:consent_id>/read/<int:position>", methods=["GET", "POST"])
 @roles_required(Role.PATIENT)
 def read(consent_id: int, position: int):
-    consent = _my_consent(consent_id)
+    consent = own_consent_or_404(consent_id)
     form = ReadingForm()
     if request.method == "POST":
         if not form.validate_on_submit() or form.direction.data not in {"next", "back"}:
@@ -145,7 +133,7 @@ def changes(consent_id: int):
     """What changed between the version the patient agreed to and the newer one."""
     from portal.consent.redline import compare
 
-    consent = _my_consent(consent_id)
+    consent = own_consent_or_404(consent_id)
     if consent.replaces is not None:
         old_text, new_text = consent.replaces.text, consent.text
     else:
@@ -162,7 +150,7 @@ def changes(consent_id: int):
 @bp.route("/<int:consent_id>/ask", methods=["GET", "POST"])
 @roles_required(Role.PATIENT)
 def ask(consent_id: int):
-    consent = _my_consent(consent_id)
+    consent = own_consent_or_404(consent_id)
     form = AskQuestionForm()
     back = request.form.get("back") or request.args.get("back")
     if form.validate_on_submit():
@@ -176,21 +164,15 @@ def ask(consent_id: int):
                 _("Your question has been sent to your study team. They will get back to you."),
                 "success",
             )
-            return redirect(_safe_back(back) or _next_step(consent))
+            return redirect(safe_next_url(back) or _next_step(consent))
     status = 400 if form.errors else 200
     return render_template("consent/ask.html", consent=consent, form=form, back=back), status
-
-
-def _safe_back(back: str | None) -> str | None:
-    from portal.core.forms import safe_next_url
-
-    return safe_next_url(back)
 
 
 @bp.route("/<int:consent_id>/choices", methods=["GET", "POST"])
 @roles_required(Role.PATIENT)
 def choices(consent_id: int):
-    consent = _my_consent(consent_id)
+    consent = own_consent_or_404(consent_id)
     items = consent.text.optional_consents
     form = choices_form(items)
     if request.method == "GET" and consent.choices:
@@ -212,7 +194,7 @@ def choices(consent_id: int):
 @bp.route("/<int:consent_id>/sign", methods=["GET", "POST"])
 @roles_required(Role.PATIENT)
 def sign(consent_id: int):
-    consent = _my_consent(consent_id)
+    consent = own_consent_or_404(consent_id)
     form = SignForm()
     state = journey.readiness(db.session, consent)
     if form.validate_on_submit():

@@ -1,0 +1,17 @@
+"""Object checks shared by the journey's views: a patient only ever reaches their own consent."""
+
+from __future__ import annotations
+
+from flask import abort
+from flask_login import current_user
+
+from portal.consent.journey_models import Consent
+from portal.extensions import db
+
+
+def own_consent_or_404(consent_id: int) -> Consent:
+    """The signed-in patient's own consent; anyone else's is simply not found."""
+    consent = db.session.get(Consent, consent_id)
+    if consent is None or consent.patient_id != current_user.id:
+        abort(404)
+    return consent
