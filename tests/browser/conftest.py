@@ -147,14 +147,22 @@ class CheckedPage:
         self.check_accessibility()
 
     def sign_in(self, email: str, password: str) -> None:
-        """Sign in as a person would, with the demo key's code when a second step is asked."""
+        """Sign in as a person would, with the demo key's code when a second step is asked.
+
+        Fields are found by id, so this works in either language.
+        """
         self.goto("/account/sign-in")
-        self.page.get_by_label("Email address").fill(email)
-        self.page.get_by_label("Password").fill(password)
-        self.submit("Sign in")
+        self.page.locator("#email").fill(email)
+        self.page.locator("#password").fill(password)
+        self._press_main_button()
         if self.page.url.endswith("/account/two-factor"):
-            self.page.get_by_label("Code").fill(_fresh_demo_code(email))
-            self.submit("Continue")
+            self.page.locator("#code").fill(_fresh_demo_code(email))
+            self._press_main_button()
+
+    def _press_main_button(self) -> None:
+        with self.page.expect_navigation():
+            self.page.locator("main button.nhsuk-button").first.click()
+        self.check_accessibility()
 
     def assert_all_pages_checked(self) -> None:
         assert self.checked == len(self.loaded), (

@@ -1,0 +1,36 @@
+"""The main pages in Welsh pass the same accessibility checks (lang attributes included)."""
+
+from __future__ import annotations
+
+from portal.cli.demo import DEMO_ACCOUNTS, DEMO_CONSENTED_PATIENT
+from portal.core.permissions import Role
+
+ACCOUNTS = {role: (email, password) for role, email, _name, password in DEMO_ACCOUNTS}
+
+
+def test_patient_pages_in_welsh(portal_page):
+    page = portal_page.page
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Cymraeg")
+    assert page.locator("html").get_attribute("lang") == "cy"
+    email, _name, password = DEMO_CONSENTED_PATIENT
+    page.get_by_label("Cyfeiriad e-bost").fill(email)
+    page.get_by_label("Cyfrinair").fill(password)
+    portal_page.submit("Mewngofnodi")
+    assert page.locator("html").get_attribute("lang") == "cy"
+    portal_page.goto("/account/sessions")
+    portal_page.goto("/account/password")
+    portal_page.goto("/records/verify")
+    portal_page.goto("/no/such/page")
+
+
+def test_staff_pages_in_welsh(portal_page):
+    page = portal_page.page
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Cymraeg")
+    portal_page.sign_in(*ACCOUNTS[Role.PANEL_MEMBER])
+    assert page.url.endswith("/oversight/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Goruchwyliaeth"
+    portal_page.goto("/consent/documents")
+    portal_page.goto("/consent/documents/mdma-ptsd-trial/1.0/cy")
+    portal_page.goto("/consent/documents/mdma-ptsd-trial/compare?from=1.0&to=1.1&language=cy")
