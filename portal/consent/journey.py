@@ -31,7 +31,7 @@ from portal.consent.journey_models import (
     SignatureMethod,
     SignerRole,
 )
-from portal.consent.models import ConsentDocument, DocumentVersion, VersionStatus
+from portal.consent.models import ConsentDocument, DocumentText, DocumentVersion, VersionStatus
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import Role
@@ -65,8 +65,7 @@ def offer(session: Session, therapist: User, patient: User, document: ConsentDoc
     version = document.active_version
     if version is None:
         raise JourneyError(_("This document has no version in use"))
-    language = LOCALE_TO_DOCUMENT_LANGUAGE.get(patient.locale, "en-GB")
-    text = version.text_in(language) or version.text_in("en-GB")
+    text = _text_for(version, LOCALE_TO_DOCUMENT_LANGUAGE.get(patient.locale, "en-GB"))
     existing = session.scalar(
         select(Consent).where(Consent.patient_id == patient.id, Consent.version_id == version.id)
     )
@@ -95,6 +94,11 @@ def offer(session: Session, therapist: User, patient: User, document: ConsentDoc
         },
     )
     return consent
+
+
+def _text_for(version: DocumentVersion, language: str) -> DocumentText:
+    """The version's text in this language, or in English when there is none."""
+    return version.text_in(language) or version.text_in("en-GB")
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -503,13 +507,17 @@ def request_reconsent(session: Session, version: DocumentVersion, actor: User) -
         )
     ).all()
     created = []
+    changed_by_texts: dict[tuple[int, int], list[str] | None] = {}
     for old in earlier:
-        text = version.text_in(old.text.language) or version.text_in("en-GB")
-        changed = (
-            [s.key for s in compare(old.text, text).changed_sections if s.change != "removed"]
-            if old.text.language == text.language
-            else None
-        )
+        text = _text_for(version, old.text.language)
+        key = (old.text_id, text.id)
+        if key not in changed_by_texts:  # one redline per pair of texts, not per patient
+            changed_by_texts[key] = (
+                [s.key for s in compare(old.text, text).changed_sections if s.change != "removed"]
+                if old.text.language == text.language
+                else None
+            )
+        changed = changed_by_texts[key]
         consent = Consent(
             patient_id=old.patient_id,
             therapist_id=old.therapist_id,
