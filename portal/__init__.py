@@ -44,7 +44,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.comprehension.views import bp as comprehension_bp
     from portal.consent import journey_views  # noqa: F401 - adds the journey to consent_bp
     from portal.consent.views import bp as consent_bp
+    from portal.consent.withdrawal_views import bp as withdrawal_bp
     from portal.core.views import bp as core_bp
+    from portal.notifications.views import bp as notifications_bp
     from portal.oversight.views import bp as oversight_bp
     from portal.records.views import bp as records_bp
     from portal.review.views import bp as review_bp
@@ -55,9 +57,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         accounts_bp,
         consent_bp,
         comprehension_bp,
+        withdrawal_bp,
         records_bp,
         review_bp,
         oversight_bp,
+        notifications_bp,
     ):
         app.register_blueprint(blueprint)
 

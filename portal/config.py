@@ -60,5 +60,19 @@ class DefaultConfig:
     RECORD_SIGNER_NAME = "Consent & Ethics Portal"
     VERIFY_MAX_BYTES = 10 * 1024 * 1024
 
+    # Shown wherever a patient may need support (withdrawing, reporting a concern): the
+    # study team's 24-hour line. Crisis lines (999, NHS 111, Samaritans) are always shown too.
+    STUDY_SUPPORT_PHONE = "0300 000 0001"
+
+    # Email for notifications: none by default (messages then wait in the portal's outbox).
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 25
+    MAIL_USE_STARTTLS = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_FROM = "Consent & Ethics Portal <portal@localhost>"
+    # The address people use to reach the portal, for links in email.
+    PORTAL_BASE_URL = "http://localhost:5000"
+
     # The consent documents' source files (default: consent_docs/ at the top of the project).
     CONSENT_DOCS_PATH: str | None = None

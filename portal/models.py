@@ -5,6 +5,7 @@ from portal.comprehension import models as comprehension_models
 from portal.consent import journey_models
 from portal.consent import models as consent_models
 from portal.core import audit
+from portal.notifications import models as notifications_models
 from portal.records import models as records_models
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "comprehension_models",
     "consent_models",
     "journey_models",
+    "notifications_models",
     "records_models",
 ]

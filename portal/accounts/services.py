@@ -107,6 +107,24 @@ def check_password(
     return user
 
 
+def reauthenticated(
+    session: Session, user: User, password: str, *, refused: str, object_type: str, object_id
+) -> bool:
+    """The password re-entered for a signature or a withdrawal (21 CFR 11.200); a wrong one is
+    audited as `refused` against the object it was for."""
+    if verify_password(user.password_hash, password):
+        return True
+    audit.record(
+        session,
+        refused,
+        actor=audit.Actor.of(user),
+        object_type=object_type,
+        object_id=object_id,
+        reason="wrong password",
+    )
+    return False
+
+
 def open_sign_in(
     session: Session, user: User, ip_address: str | None, user_agent: str | None
 ) -> SignIn:

@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import accounts, audit, database, demo, documents, records
+    from portal.cli import accounts, audit, database, demo, documents, mail, records
 
     for group in (
         database.db_group,
@@ -13,5 +13,6 @@ def register_commands(app: Flask) -> None:
         demo.demo_group,
         documents.docs_group,
         records.records_group,
+        mail.mail_group,
     ):
         app.cli.add_command(group)

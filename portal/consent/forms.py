@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -131,3 +133,62 @@ class TeachBackForm(FlaskForm):
             Length(max=5000, message=_l("The note must be 5000 characters or fewer")),
         ],
     )
+
+
+class WithdrawalForm(FlaskForm):
+    """What the patient withdraws from; the rules (which options apply) live in the service."""
+
+    scope = RadioField(_l("What do you want to do?"), validate_choice=False)
+    item = RadioField(
+        _l("If you are taking back an optional choice: which one?"), validate_choice=False
+    )
+    data_option = RadioField(
+        _l(
+            "If you are leaving the study: what should happen to the information already "
+            "collected about you?"
+        ),
+        validate_choice=False,
+    )
+    reason = TextAreaField(
+        _l("If you want to, tell us why (optional)"),
+        description=_l("You do not have to give a reason."),
+        validators=[Optional()],
+    )
+
+
+class ConfirmWithdrawalForm(WithdrawalForm):
+    password = PasswordField(
+        _l("Your password"),
+        description=_l("To make sure it is really you."),
+    )
+
+
+class StaffWithdrawalForm(WithdrawalForm):
+    channel = RadioField(
+        _l("How did the patient tell you?"),
+        choices=[
+            SelectChoice("phone", _l("By phone")),
+            SelectChoice("in_person", _l("In person")),
+            SelectChoice("letter", _l("By letter")),
+            SelectChoice("email", _l("By email")),
+        ],
+        validate_choice=False,
+    )
+    # The NHS date pattern: three boxes, read together by `told_on`.
+    day = StringField(_l("Day"), validators=[Optional()])
+    month = StringField(_l("Month"), validators=[Optional()])
+    year = StringField(_l("Year"), validators=[Optional()])
+    attested = BooleanField(
+        _l(
+            "I confirm that the patient told me this themselves, and that I have recorded "
+            "their decision as they gave it"
+        )
+    )
+    password = PasswordField(_l("Your password"))
+
+    def told_on(self) -> dt.date | None:
+        """The date from the three boxes, or None when it is missing or not a real date."""
+        try:
+            return dt.date(int(self.year.data), int(self.month.data), int(self.day.data))
+        except (TypeError, ValueError, OverflowError):
+            return None

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
-from portal.accounts.passwords import verify_password
+from portal.accounts.services import reauthenticated
 from portal.comprehension.services import question_states
 from portal.consent.document_format import LOCALE_TO_DOCUMENT_LANGUAGE
 from portal.consent.journey_models import (
@@ -67,7 +67,11 @@ def offer(session: Session, therapist: User, patient: User, document: ConsentDoc
         raise JourneyError(_("This document has no version in use"))
     text = _text_for(version, LOCALE_TO_DOCUMENT_LANGUAGE.get(patient.locale, "en-GB"))
     existing = session.scalar(
-        select(Consent).where(Consent.patient_id == patient.id, Consent.version_id == version.id)
+        select(Consent).where(
+            Consent.patient_id == patient.id,
+            Consent.version_id == version.id,
+            Consent.status != ConsentStatus.WITHDRAWN,  # after withdrawing, rejoining is new
+        )
     )
     if existing is not None:
         raise JourneyError(_("This patient has already been offered this version"))
@@ -222,6 +226,8 @@ class Readiness:
 
 def readiness(session: Session, consent: Consent, now: dt.datetime | None = None) -> Readiness:
     now = now or utcnow()
+    if consent.status == ConsentStatus.WITHDRAWN:
+        return Readiness(_("You have withdrawn from this consent"))
     if consent.status not in (ConsentStatus.OFFERED, ConsentStatus.IN_PROGRESS):
         return Readiness(_("This consent has already been signed"))
     if consent.version.status != VersionStatus.ACTIVE:
@@ -365,15 +371,7 @@ def sign(
         raise JourneyError(_("Tick the box to confirm your consent"), field="attest")
     if not _names_match(typed_name, patient.full_name):
         raise JourneyError(_("Type your full name exactly as it appears above"), field="typed_name")
-    if not verify_password(patient.password_hash, password):
-        audit.record(
-            session,
-            "consent.signature_refused",
-            actor=audit.Actor.of(patient),
-            object_type="consent",
-            object_id=consent.id,
-            reason="wrong password",
-        )
+    if not _reauthenticated(session, consent, patient, password):
         raise JourneyError(_("Your password is not correct"), field="password")
     if method == SignatureMethod.DRAWN and image is None:
         raise JourneyError(
@@ -423,6 +421,8 @@ def countersign(
     participant = consent.signature_of(SignerRole.PARTICIPANT)
     if consent.status == ConsentStatus.COMPLETE:
         raise AlreadySigned(_("This consent has already been countersigned"))
+    if consent.status == ConsentStatus.WITHDRAWN:
+        raise JourneyError(_("The patient has withdrawn, so there is nothing to countersign"))
     if consent.status != ConsentStatus.SIGNED or participant is None:
         raise JourneyError(_("The patient has not signed yet"))
     if not (discussed and identity_checked):
@@ -433,15 +433,7 @@ def countersign(
         raise JourneyError(
             _("Confirm that you witnessed the patient typing their name"), field="witnessed_typed"
         )
-    if not verify_password(therapist.password_hash, password):
-        audit.record(
-            session,
-            "consent.signature_refused",
-            actor=audit.Actor.of(therapist),
-            object_type="consent",
-            object_id=consent.id,
-            reason="wrong password",
-        )
+    if not _reauthenticated(session, consent, therapist, password):
         raise JourneyError(_("Your password is not correct"), field="password")
     signature = _add_signature(
         session,
@@ -481,7 +473,20 @@ def countersign(
     return signature
 
 
+def _reauthenticated(session: Session, consent: Consent, signer: User, password: str) -> bool:
+    return reauthenticated(
+        session,
+        signer,
+        password,
+        refused="consent.signature_refused",
+        object_type="consent",
+        object_id=consent.id,
+    )
+
+
 def _require_open(consent: Consent) -> None:
+    if consent.status == ConsentStatus.WITHDRAWN:
+        raise JourneyError(_("You have withdrawn from this consent"))
     if consent.status not in (ConsentStatus.OFFERED, ConsentStatus.IN_PROGRESS):
         raise JourneyError(_("This consent has already been signed"))
 

@@ -14,13 +14,16 @@ from enum import StrEnum
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text  # `text` is also a column of Consent
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import User
@@ -29,6 +32,8 @@ from portal.consent.models import (
     DocumentSection,
     DocumentText,
     DocumentVersion,
+    OptionalConsentItem,
+    WithdrawalDataOption,
 )
 from portal.core.crypto import EncryptedText
 from portal.core.db import Base, UTCDateTime, utcnow
@@ -44,6 +49,22 @@ class ConsentStatus(StrEnum):
 
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in ConsentStatus)
+
+
+class WithdrawalScope(StrEnum):
+    STUDY = "study"  # leave the study altogether
+    TREATMENT = "treatment"  # stop treatment sessions, stay in follow-up
+    OPTIONAL_ITEM = "optional_item"  # take back one optional consent, stay in the study
+
+
+class WithdrawalChannel(StrEnum):
+    """How the patient told us: in the portal, or to staff who recorded it for them."""
+
+    PORTAL = "portal"
+    PHONE = "phone"
+    IN_PERSON = "in_person"
+    LETTER = "letter"
+    EMAIL = "email"
 
 
 class SignerRole(StrEnum):
@@ -90,8 +111,20 @@ class Consent(Base):
         order_by="PatientQuestion.asked_at"
     )
 
+    withdrawals: Mapped[list[Withdrawal]] = relationship(
+        order_by="Withdrawal.id", back_populates="consent"
+    )
+
     __table_args__ = (
-        UniqueConstraint("patient_id", "version_id", name="uq_consent_patient_version"),
+        # One open consent per patient and version; after a withdrawal, rejoining is a new one.
+        Index(
+            "uq_consent_patient_version_open",
+            "patient_id",
+            "version_id",
+            unique=True,
+            sqlite_where=sql_text("status != 'withdrawn'"),
+            postgresql_where=sql_text("status != 'withdrawn'"),
+        ),
         CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
     )
 
@@ -114,7 +147,26 @@ class Consent(Base):
 
     @property
     def choice_map(self) -> dict[str, bool]:
+        """The choices as signed (the signature binds these; they never change)."""
         return {choice.item_key: choice.agreed for choice in self.choices}
+
+    @property
+    def withdrawn_items(self) -> set[str]:
+        return {w.item_key for w in self.withdrawals if w.scope == WithdrawalScope.OPTIONAL_ITEM}
+
+    @property
+    def effective_choices(self) -> dict[str, bool]:
+        """The choices in force today: as signed, less any optional item since withdrawn."""
+        withdrawn = self.withdrawn_items
+        return {key: agreed and key not in withdrawn for key, agreed in self.choice_map.items()}
+
+    @property
+    def treatment_stopped(self) -> bool:
+        return any(w.scope == WithdrawalScope.TREATMENT for w in self.withdrawals)
+
+    @property
+    def study_withdrawal(self) -> Withdrawal | None:
+        return next((w for w in self.withdrawals if w.scope == WithdrawalScope.STUDY), None)
 
 
 class SectionVisit(Base):
@@ -178,3 +230,57 @@ class Signature(Base):
         CheckConstraint("role IN ('participant', 'person_taking_consent')", name="role_known"),
         CheckConstraint("method IN ('drawn', 'typed', 'password')", name="method_known"),
     )
+
+
+class Withdrawal(Base):
+    """A patient's decision to stop, in whole or in part. Written once and never changed,
+    except that the therapist acknowledges it once future sessions are cancelled."""
+
+    __tablename__ = "withdrawal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    item_key: Mapped[str] = mapped_column(String(64), default="")  # "" unless an optional item
+    data_option_key: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(EncryptedText)  # optional, may be personal
+    channel: Mapped[str] = mapped_column(String(16))
+    communicated_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attestation: Mapped[str | None] = mapped_column(Text)  # staff-recorded withdrawals only
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    consent: Mapped[Consent] = relationship(back_populates="withdrawals")
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
+    acknowledged_by: Mapped[User | None] = relationship(foreign_keys=[acknowledged_by_id])
+
+    __table_args__ = (
+        # A double submit or a second tab cannot withdraw the same thing twice.
+        UniqueConstraint("consent_id", "scope", "item_key", name="uq_withdrawal_once"),
+        CheckConstraint("scope IN ('study', 'treatment', 'optional_item')", name="scope_known"),
+        CheckConstraint(
+            "channel IN ('portal', 'phone', 'in_person', 'letter', 'email')", name="channel_known"
+        ),
+        CheckConstraint(
+            "(scope = 'optional_item') = (item_key != '')", name="item_only_for_item_scope"
+        ),
+    )
+
+    @property
+    def data_option(self) -> WithdrawalDataOption | None:
+        return next(
+            (o for o in self.consent.text.withdrawal_options if o.key == self.data_option_key),
+            None,
+        )
+
+    @property
+    def item(self) -> OptionalConsentItem | None:
+        return next(
+            (i for i in self.consent.text.optional_consents if i.key == self.item_key), None
+        )
+
+    @property
+    def recorded_by_staff(self) -> bool:
+        return self.channel != WithdrawalChannel.PORTAL

@@ -21,7 +21,7 @@ from portal.consent.forms import (
     SignForm,
     choices_form,
 )
-from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod
+from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
 from portal.consent.models import ConsentDocument
 from portal.consent.views import bp
 from portal.core.forms import safe_next_url
@@ -31,7 +31,7 @@ from portal.extensions import db
 
 def _next_step(consent: Consent) -> str:
     """Where the patient carries on: exactly where they left off."""
-    if consent.status in (ConsentStatus.SIGNED, ConsentStatus.COMPLETE):
+    if consent.status not in (ConsentStatus.OFFERED, ConsentStatus.IN_PROGRESS):
         return url_for("consent.home")
     if consent.reading_completed_at is None:
         return url_for("consent.read", consent_id=consent.id, position=consent.reading_position)
@@ -268,7 +268,17 @@ def team():
     flags = db.session.scalars(
         select(TeachBack)
         .join(Consent, TeachBack.consent_id == Consent.id)
-        .where(Consent.therapist_id == current_user.id, TeachBack.resolved_at.is_(None))
+        .where(
+            Consent.therapist_id == current_user.id,
+            Consent.status != ConsentStatus.WITHDRAWN,
+            TeachBack.resolved_at.is_(None),
+        )
+    ).all()
+    to_act_on = db.session.scalars(
+        select(Withdrawal)
+        .join(Consent, Withdrawal.consent_id == Consent.id)
+        .where(Consent.therapist_id == current_user.id, Withdrawal.acknowledged_at.is_(None))
+        .order_by(Withdrawal.id)
     ).all()
     return render_template(
         "consent/team.html",
@@ -276,6 +286,7 @@ def team():
         consents=consents,
         documents=documents,
         flags=flags,
+        withdrawals=to_act_on,
         offer_form=OfferForm(),
         invited=_pending_patient_invitations(),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_date, format_datetime, get_locale
 from flask_login import current_user
 
 SESSION_LOCALE_KEY = "locale"
@@ -58,6 +58,14 @@ def local_datetime(moment: dt.datetime | None) -> str:
     return format_datetime(moment, "d MMMM y, HH:mm zzz")
 
 
+def local_date(day: dt.date | None) -> str:
+    """A calendar day (already a UK date) in the reader's language."""
+    if day is None:
+        return ""
+    return format_date(day, "d MMMM y")
+
+
 def init_app(app: Flask) -> None:
     app.context_processor(_template_globals)
     app.add_template_filter(local_datetime)
+    app.add_template_filter(local_date)

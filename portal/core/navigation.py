@@ -40,9 +40,34 @@ class NavItem:
 def navigation_items() -> list[NavItem]:
     if not current_user.is_authenticated:
         return []
-    return [
+    items = [
         NavItem(url_for(endpoint), str(label), request.endpoint == endpoint)
         for endpoint, label in _MENU[Role(current_user.role)]
+    ]
+    return items + _personal_items()
+
+
+def _personal_items() -> list[NavItem]:
+    """Links that depend on the person: withdrawal once a patient has started a consent, and
+    staff notifications with the number unread."""
+    from portal.extensions import db
+
+    if current_user.role == Role.PATIENT:
+        from portal.consent.withdrawal import consents_in_force
+
+        if not consents_in_force(db.session, current_user):
+            return []
+        return [
+            NavItem(
+                url_for("withdrawal.start"), str(_l("Withdraw")), request.blueprint == "withdrawal"
+            )
+        ]
+    from portal.notifications.services import unread_count
+
+    unread = unread_count(db.session, current_user)
+    text = _l("Notifications (%(n)d new)", n=unread) if unread else _l("Notifications")
+    return [
+        NavItem(url_for("notifications.inbox"), str(text), request.blueprint == "notifications")
     ]
 
 

@@ -8,7 +8,8 @@ from portal.core.db import Base
 config = context.config
 engine = config.attributes["engine"]
 
-with engine.begin() as connection:
+
+def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -17,3 +18,23 @@ with engine.begin() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+with engine.connect() as connection:
+    if connection.dialect.name != "sqlite":
+        with connection.begin():
+            _run(connection)
+    else:
+        # SQLite changes a table by rebuilding it (Alembic's batch mode). Foreign keys must be
+        # off meanwhile, or dropping the old table would trip the rows that point at it; they
+        # are checked before the migration commits and switched back on afterwards.
+        sqlite = connection.connection.driver_connection
+        sqlite.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                _run(connection)
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            sqlite.execute("PRAGMA foreign_keys=ON")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import select
 
+from portal.consent.journey_models import Withdrawal
 from portal.core import audit
 from portal.core.permissions import PANEL_ROLES, roles_required
 from portal.extensions import db
@@ -12,6 +13,7 @@ from portal.extensions import db
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
 
 RECENT_EVENTS = 20
+RECENT_WITHDRAWALS = 20
 
 
 @bp.route("/")
@@ -21,4 +23,9 @@ def home():
     recent = db.session.scalars(
         select(audit.AuditEvent).order_by(audit.AuditEvent.seq.desc()).limit(RECENT_EVENTS)
     ).all()
-    return render_template("oversight/home.html", report=report, recent=recent)
+    withdrawals = db.session.scalars(
+        select(Withdrawal).order_by(Withdrawal.id.desc()).limit(RECENT_WITHDRAWALS)
+    ).all()
+    return render_template(
+        "oversight/home.html", report=report, recent=recent, withdrawals=withdrawals
+    )

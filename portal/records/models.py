@@ -8,12 +8,13 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.consent.journey_models import Consent
+from portal.consent.journey_models import Consent, Withdrawal
 from portal.core.db import Base, UTCDateTime, utcnow
 
 
 class RecordKind(StrEnum):
     CONSENT = "consent"
+    WITHDRAWAL = "withdrawal"  # the receipt for a withdrawal
 
 
 class Record(Base):
@@ -24,11 +25,20 @@ class Record(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)  # the id printed on the record
     consent_id: Mapped[int] = mapped_column(ForeignKey("consent.id"), index=True)
+    withdrawal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("withdrawal.id"), index=True, unique=True
+    )
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
 
     consent: Mapped[Consent] = relationship()
+    withdrawal: Mapped[Withdrawal | None] = relationship()
 
-    __table_args__ = (CheckConstraint("kind IN ('consent')", name="kind_known"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('consent', 'withdrawal')", name="kind_known"),
+        CheckConstraint(
+            "(kind = 'withdrawal') = (withdrawal_id IS NOT NULL)", name="receipt_has_withdrawal"
+        ),
+    )

@@ -13,7 +13,7 @@ from weasyprint.urls import URLFetcher
 
 from portal.comprehension.services import question_states
 from portal.consent.document_format import DOCUMENT_LANGUAGES
-from portal.consent.journey_models import Consent
+from portal.consent.journey_models import Consent, Withdrawal
 from portal.core.audit import format_timestamp
 
 ATTACHMENT_NAME = "consent-record.json"
@@ -70,18 +70,80 @@ def record_data(consent: Consent, uid: str, created_at, session) -> dict[str, An
 
 def render_consent_pdf(consent: Consent, data: dict[str, Any]) -> bytes:
     """Render in the patient's language, fonts embedded, nothing fetched from outside."""
-    locale = DOCUMENT_LANGUAGES.get(consent.text.language, "en_GB")
     images = {
         s.id: "data:image/png;base64," + base64.b64encode(s.image_png).decode()
         for s in consent.signatures
         if s.image_png
     }
+    return _render(
+        "pdf/consent_record.html", consent, data, "The consent record's data (JSON)", images=images
+    )
+
+
+def withdrawal_data(
+    withdrawal: Withdrawal, uid: str, created_at, closed: list[int]
+) -> dict[str, Any]:
+    """The machine-readable content of a withdrawal receipt (also embedded in the PDF).
+
+    The patient's optional reason is left out: it stays encrypted in the portal, while a
+    receipt is a document people print and pass on.
+    """
+    consent = withdrawal.consent
+    item, option = withdrawal.item, withdrawal.data_option
+    return {
+        "record_id": uid,
+        "created_at": format_timestamp(created_at),
+        "kind": "withdrawal",
+        "document": consent.version.document.slug,
+        "version": consent.version.version,
+        "language": consent.text.language,
+        "content_hash": consent.content_hash,
+        "patient": {"id": consent.patient_id, "name": consent.patient.full_name},
+        "consent_id": consent.id,
+        "consents_closed": closed,
+        "withdrawal": {
+            "id": withdrawal.id,
+            "scope": withdrawal.scope,
+            "optional_item": {"item": item.key, "statement": item.statement} if item else None,
+            "data_option": (
+                {"option": option.key, "label": option.label, "description": option.description}
+                if option
+                else None
+            ),
+            "channel": withdrawal.channel,
+            "communicated_on": withdrawal.communicated_on.isoformat(),
+            "recorded_at": format_timestamp(withdrawal.recorded_at),
+            "recorded_by": {
+                "id": withdrawal.recorded_by_id,
+                "name": withdrawal.recorded_by.full_name,
+                "role": withdrawal.recorded_by.role,
+            },
+            "attestation": withdrawal.attestation,
+        },
+    }
+
+
+def render_withdrawal_pdf(withdrawal: Withdrawal, data: dict[str, Any]) -> bytes:
+    return _render(
+        "pdf/withdrawal_receipt.html",
+        withdrawal.consent,
+        data,
+        "The withdrawal receipt's data (JSON)",
+        withdrawal=withdrawal,
+    )
+
+
+def _render(
+    template: str, consent: Consent, data: dict[str, Any], description: str, **context: Any
+) -> bytes:
+    """A PDF/A-3b in the consent's language, its data attached as JSON, nothing fetched."""
+    locale = DOCUMENT_LANGUAGES.get(consent.text.language, "en_GB")
     with force_locale(locale):
-        html = render_template("pdf/consent_record.html", consent=consent, data=data, images=images)
+        html = render_template(template, consent=consent, data=data, **context)
     attachment = Attachment(
         string=json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True),
         name=ATTACHMENT_NAME,
-        description="The consent record's data (JSON)",
+        description=description,
         relationship="Data",
     )
     return HTML(string=html, url_fetcher=restricted_fetcher()).write_pdf(

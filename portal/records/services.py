@@ -10,30 +10,65 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
-from portal.consent.journey_models import Consent
+from portal.consent.journey_models import Consent, Withdrawal
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import PANEL_ROLES, Role
 from portal.records.models import Record, RecordKind
-from portal.records.render import record_data, render_consent_pdf
+from portal.records.render import (
+    record_data,
+    render_consent_pdf,
+    render_withdrawal_pdf,
+    withdrawal_data,
+)
 from portal.records.seal import check_seal, seal
 
 
 def create_consent_record(session: Session, consent: Consent, actor: audit.Actor) -> Record:
     """Render, seal and store the record of a completed consent, in the caller's transaction."""
-    uid = secrets.token_hex(8).upper()
-    created_at = utcnow()
+    uid, created_at = _new_uid(), utcnow()
     session.refresh(consent, ["signatures", "choices"])
-    data = record_data(consent, uid, created_at, session)
-    pdf = seal(render_consent_pdf(consent, data))
-    record = Record(
-        uid=uid,
-        consent_id=consent.id,
-        kind=RecordKind.CONSENT.value,
-        created_at=created_at,
-        pdf=pdf,
-        sha256=hashlib.sha256(pdf).hexdigest(),
+    pdf = seal(render_consent_pdf(consent, record_data(consent, uid, created_at, session)))
+    return _store(
+        session,
+        actor,
+        Record(
+            uid=uid,
+            consent_id=consent.id,
+            kind=RecordKind.CONSENT.value,
+            created_at=created_at,
+            pdf=pdf,
+        ),
     )
+
+
+def create_withdrawal_receipt(
+    session: Session, withdrawal: Withdrawal, closed: list[int], actor: audit.Actor
+) -> Record:
+    """The sealed receipt of a withdrawal, in the same transaction as the withdrawal itself."""
+    uid, created_at = _new_uid(), utcnow()
+    data = withdrawal_data(withdrawal, uid, created_at, closed)
+    pdf = seal(render_withdrawal_pdf(withdrawal, data))
+    return _store(
+        session,
+        actor,
+        Record(
+            uid=uid,
+            consent_id=withdrawal.consent_id,
+            withdrawal_id=withdrawal.id,
+            kind=RecordKind.WITHDRAWAL.value,
+            created_at=created_at,
+            pdf=pdf,
+        ),
+    )
+
+
+def _new_uid() -> str:
+    return secrets.token_hex(8).upper()
+
+
+def _store(session: Session, actor: audit.Actor, record: Record) -> Record:
+    record.sha256 = hashlib.sha256(record.pdf).hexdigest()
     session.add(record)
     session.flush()
     audit.record(
@@ -42,7 +77,12 @@ def create_consent_record(session: Session, consent: Consent, actor: audit.Actor
         actor=actor,
         object_type="record",
         object_id=record.uid,
-        after={"consent_id": consent.id, "kind": record.kind, "sha256": record.sha256},
+        after={
+            "consent_id": record.consent_id,
+            "withdrawal_id": record.withdrawal_id,
+            "kind": record.kind,
+            "sha256": record.sha256,
+        },
     )
     return record
 

@@ -118,3 +118,38 @@ def sign(client: PortalClient, consent_id: int, password: str, **overrides):
         **overrides,
     }
     return client.post(f"/consent/{consent_id}/sign", data)
+
+
+def complete(journey):
+    """Take the consent all the way to its countersignature (which seals the record)."""
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id, "yes")
+    journey.past_cooling_off()
+    assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
+    response = journey.therapist_client().post(
+        f"/consent/team/{journey.consent_id}/countersign",
+        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
+    )
+    assert response.status_code == 302
+    return journey
+
+
+def publish_v1_1(journey, tmp_path, material: bool) -> None:
+    """Import, approve and activate version 1.1 (one sentence changed) of the example."""
+    from tests.consent.doc_fixtures import write_example
+
+    write_example(
+        tmp_path / "consent_docs",
+        "1.1",
+        body_change="Writing about nightmares can be very upsetting.",
+    )
+    admin = create_account(journey.app, Role.ADMINISTRATOR, email="admin2@example.org")
+    runner = journey.app.test_cli_runner()
+    assert runner.invoke(args=["docs", "import"]).exit_code == 0
+    by = ["diary-study", "1.1", "--by", admin.email]
+    runner.invoke(args=["docs", "submit", *by])
+    flag = "--material-change" if material else "--no-material-change"
+    assert runner.invoke(args=["docs", "approve", *by, "--reference", "R2", flag]).exit_code == 0
+    assert runner.invoke(args=["docs", "activate", *by]).exit_code == 0

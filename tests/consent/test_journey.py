@@ -17,6 +17,8 @@ from portal.extensions import db
 from tests.consent.journey_helpers import (
     answer_all,
     choose,
+    complete,
+    publish_v1_1,
     read_everything,
     set_up_journey,
     sign,
@@ -232,40 +234,8 @@ def test_a_question_for_the_study_team_reaches_the_therapist(journey):
     )
 
 
-def complete_consent(journey) -> None:
-    patient = journey.patient_client()
-    read_everything(patient, journey.consent_id)
-    answer_all(patient, journey.consent_id, "a")
-    choose(patient, journey.consent_id, "yes")
-    journey.past_cooling_off()
-    assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
-    therapist = journey.therapist_client()
-    therapist.post(
-        f"/consent/team/{journey.consent_id}/countersign",
-        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
-    )
-
-
-def publish_v1_1(journey, tmp_path, material: bool) -> None:
-    from tests.consent.doc_fixtures import write_example
-
-    write_example(
-        tmp_path / "consent_docs",
-        "1.1",
-        body_change="Writing about nightmares can be very upsetting.",
-    )
-    admin = create_account(journey.app, Role.ADMINISTRATOR, email="admin2@example.org")
-    runner = journey.app.test_cli_runner()
-    assert runner.invoke(args=["docs", "import"]).exit_code == 0
-    by = ["diary-study", "1.1", "--by", admin.email]
-    runner.invoke(args=["docs", "submit", *by])
-    flag = "--material-change" if material else "--no-material-change"
-    assert runner.invoke(args=["docs", "approve", *by, "--reference", "R2", flag]).exit_code == 0
-    assert runner.invoke(args=["docs", "activate", *by]).exit_code == 0
-
-
 def test_a_material_change_asks_for_consent_again_on_the_changed_sections(journey, tmp_path):
-    complete_consent(journey)
+    complete(journey)
     publish_v1_1(journey, tmp_path, material=True)
     with journey.app.app_context():
         new = db.session.scalars(select(Consent).where(Consent.id != journey.consent_id)).one()
@@ -298,7 +268,7 @@ def test_a_material_change_asks_for_consent_again_on_the_changed_sections(journe
 
 
 def test_a_non_material_change_only_tells_the_patient(journey, tmp_path):
-    complete_consent(journey)
+    complete(journey)
     publish_v1_1(journey, tmp_path, material=False)
     with journey.app.app_context():
         assert db.session.scalar(select(func.count(Consent.id))) == 1

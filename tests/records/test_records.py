@@ -14,25 +14,9 @@ from portal.core.audit import AuditEvent
 from portal.core.permissions import Role
 from portal.extensions import db
 from portal.records.models import Record
-from tests.consent.journey_helpers import answer_all, choose, read_everything, set_up_journey, sign
+from tests.consent.journey_helpers import complete, set_up_journey
 from tests.factories import create_account
 from tests.helpers import PortalClient
-
-
-def complete(journey):
-    """Take the consent all the way to its countersignature (which seals the record)."""
-    patient = journey.patient_client()
-    read_everything(patient, journey.consent_id)
-    answer_all(patient, journey.consent_id, "a")
-    choose(patient, journey.consent_id, "yes")
-    journey.past_cooling_off()
-    assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
-    response = journey.therapist_client().post(
-        f"/consent/team/{journey.consent_id}/countersign",
-        {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
-    )
-    assert response.status_code == 302
-    return journey
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Notifications: messages queued in an outbox with the change that caused them."""
