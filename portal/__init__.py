@@ -46,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.consent.views import bp as consent_bp
     from portal.consent.withdrawal_views import bp as withdrawal_bp
     from portal.core.views import bp as core_bp
+    from portal.incidents.views import bp as incidents_bp
     from portal.notifications.views import bp as notifications_bp
     from portal.oversight.views import bp as oversight_bp
     from portal.records.views import bp as records_bp
@@ -62,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         review_bp,
         oversight_bp,
         notifications_bp,
+        incidents_bp,
     ):
         app.register_blueprint(blueprint)
 

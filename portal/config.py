@@ -64,6 +64,11 @@ class DefaultConfig:
     # study team's 24-hour line. Crisis lines (999, NHS 111, Samaritans) are always shown too.
     STUDY_SUPPORT_PHONE = "0300 000 0001"
 
+    # Boundary incidents: the chair triages within this time (later ones are highlighted);
+    # evidence uploads are PDF, PNG or JPEG up to this size.
+    TRIAGE_TARGET_HOURS = 48
+    EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
+
     # Email for notifications: none by default (messages then wait in the portal's outbox).
     MAIL_SERVER: str | None = None
     MAIL_PORT = 25

@@ -5,6 +5,7 @@ from portal.comprehension import models as comprehension_models
 from portal.consent import journey_models
 from portal.consent import models as consent_models
 from portal.core import audit
+from portal.incidents import models as incidents_models
 from portal.notifications import models as notifications_models
 from portal.records import models as records_models
 
@@ -13,6 +14,7 @@ __all__ = [
     "audit",
     "comprehension_models",
     "consent_models",
+    "incidents_models",
     "journey_models",
     "notifications_models",
     "records_models",

@@ -62,6 +62,7 @@ def offer(session: Session, therapist: User, patient: User, document: ConsentDoc
     """Offer the active version of a document to one of the therapist's patients."""
     if patient.role != Role.PATIENT or patient.invited_by_id != therapist.id:
         raise JourneyError(_("You can only offer documents to patients you invited"))
+    _require_available(session, therapist)
     version = document.active_version
     if version is None:
         raise JourneyError(_("This document has no version in use"))
@@ -418,6 +419,7 @@ def countersign(
     """The person taking consent confirms and countersigns: only now is consent complete."""
     if consent.therapist_id != therapist.id:
         raise JourneyError(_("Only the therapist taking this consent can countersign it"))
+    _require_available(session, therapist)
     participant = consent.signature_of(SignerRole.PARTICIPANT)
     if consent.status == ConsentStatus.COMPLETE:
         raise AlreadySigned(_("This consent has already been countersigned"))
@@ -482,6 +484,19 @@ def _reauthenticated(session: Session, consent: Consent, signer: User, password:
         object_type="consent",
         object_id=consent.id,
     )
+
+
+def _require_available(session: Session, therapist: User) -> None:
+    """A therapist on hold (a safeguard while a concern is looked into) takes no consent."""
+    from portal.incidents.services import is_unavailable
+
+    if is_unavailable(session, therapist.id):
+        raise JourneyError(
+            _(
+                "You cannot take or countersign consent at the moment. "
+                "The ethics panel will contact you."
+            )
+        )
 
 
 def _require_open(consent: Consent) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
-from sqlalchemy import Text
+from sqlalchemy import LargeBinary, Text
 from sqlalchemy.types import TypeDecorator
 
 PREFIX = "fernet:"
@@ -55,3 +55,23 @@ class EncryptedText(TypeDecorator[str]):
             return _fernet().decrypt(value[len(PREFIX) :].encode("ascii")).decode("utf-8")
         except InvalidToken as exc:
             raise ValueError("encrypted text cannot be read with this DATA_ENCRYPTION_KEY") from exc
+
+
+class EncryptedBytes(TypeDecorator[bytes]):
+    """Binary content (uploaded evidence) stored encrypted, like EncryptedText."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Any) -> bytes | None:
+        if value is None:
+            return None
+        return _fernet().encrypt(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            return _fernet().decrypt(bytes(value))
+        except InvalidToken as exc:
+            raise ValueError("encrypted data cannot be read with this DATA_ENCRYPTION_KEY") from exc

@@ -31,6 +31,24 @@ KINDS: dict[str, MessageKind] = {
             "Sign in to the portal to see the details."
         ),
     ),
+    "incident": MessageKind(
+        _l("Consent & Ethics Portal: a concern has been reported to the panel"),
+        _l("A new concern is waiting for triage. Sign in to the portal to see it."),
+    ),
+    "incident_response": MessageKind(
+        _l("Consent & Ethics Portal: the ethics panel asks for your response"),
+        _l(
+            "The ethics panel would like your response on a matter. "
+            "Sign in to the portal to see it."
+        ),
+    ),
+    "incident_outcome": MessageKind(
+        _l("Consent & Ethics Portal: an update on the concern you reported"),
+        _l(
+            "The ethics panel has finished looking into your concern. "
+            "Sign in to the portal to see the outcome."
+        ),
+    ),
 }
 
 

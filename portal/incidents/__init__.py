@@ -1,0 +1,1 @@
+"""Therapist boundary incidents: confidential reports straight to the ethics panel."""
