@@ -39,6 +39,8 @@ DEMO_ACCOUNTS = [
 ]
 # A second patient whose consent is complete, so that a sealed record exists from the start.
 DEMO_CONSENTED_PATIENT = ("consented@example.org", "Alex Rivera", "demo-consented-pass")
+# A third patient who has signed, so that the therapist has a consent to countersign.
+DEMO_SIGNED_PATIENT = ("signed@example.org", "Jordan Lee", "demo-signed-pass")
 
 
 def load_demo_accounts(session) -> int:
@@ -68,20 +70,21 @@ def load_demo_accounts(session) -> int:
     session.flush()
     _advance_demo_documents(session, created[Role.ADMINISTRATOR])
     _offer_demo_consents(session, created[Role.THERAPIST], created[Role.PATIENT])
-    email, name, password = DEMO_CONSENTED_PATIENT
-    consented = create_user(
-        session,
-        email=email,
-        full_name=name,
-        role=Role.PATIENT,
-        password=password,
-        actor=audit.SYSTEM,
-        reason="demo data",
-    )
-    consented.invited_by_id = created[Role.THERAPIST].id
-    session.flush()
-    _complete_demo_consents(session, created[Role.THERAPIST], consented, password)
-    return len(created) + 1
+    for account, countersigned in ((DEMO_CONSENTED_PATIENT, True), (DEMO_SIGNED_PATIENT, False)):
+        email, name, password = account
+        patient = create_user(
+            session,
+            email=email,
+            full_name=name,
+            role=Role.PATIENT,
+            password=password,
+            actor=audit.SYSTEM,
+            reason="demo data",
+        )
+        patient.invited_by_id = created[Role.THERAPIST].id
+        session.flush()
+        _sign_demo_consents(session, created[Role.THERAPIST], patient, password, countersigned)
+    return len(created) + 2
 
 
 def _offer_demo_consents(session, therapist: User, patient: User) -> None:
@@ -94,8 +97,10 @@ def _offer_demo_consents(session, therapist: User, patient: User) -> None:
         consent.opened_at = utcnow() - dt.timedelta(days=2)
 
 
-def _complete_demo_consents(session, therapist: User, patient: User, password: str) -> None:
-    """Walk the whole journey through the real services: read, answer, choose, sign, seal."""
+def _sign_demo_consents(
+    session, therapist: User, patient: User, password: str, countersigned: bool
+) -> None:
+    """Walk the journey through the real services: read, answer, choose, sign (and seal)."""
     for document in session.scalars(select(ConsentDocument)):
         if document.active_version is None:
             continue
@@ -121,6 +126,8 @@ def _complete_demo_consents(session, therapist: User, patient: User, password: s
             method=SignatureMethod.TYPED,
             image=None,
         )
+        if not countersigned:
+            continue
         therapist_password = next(p for r, _e, _n, p in DEMO_ACCOUNTS if r == Role.THERAPIST)
         countersign(
             session,

@@ -63,7 +63,7 @@ class ReportForm(FlaskForm):
     month = StringField(_l("Month"), validators=[Optional()])
     year = StringField(_l("Year"), validators=[Optional()])
     session_kind = RadioField(
-        _l("When did it happen?"), choices=_choices(SESSION_LABELS), validate_choice=False
+        _l("Was it during a session?"), choices=_choices(SESSION_LABELS), validate_choice=False
     )
     what_happened = TextAreaField(
         _l("What happened?"),

@@ -97,7 +97,12 @@ def report(session: Session, reporter: User, wanted: Report) -> Incident:
         raise IncidentError(_("Enter the date it happened, as far as you know"), field="day")
     if wanted.occurred_on > utcnow().date():
         raise IncidentError(_("The date cannot be in the future"), field="day")
-    _require_choice(wanted.session_kind, SessionKind, _("Choose when it happened"), "session_kind")
+    _require_choice(
+        wanted.session_kind,
+        SessionKind,
+        _("Choose whether it was during a session"),
+        "session_kind",
+    )
     what = _text(wanted.what_happened, _("Tell us what happened"), "what_happened")
     _require_choice(
         wanted.feels_safe, FeelsSafe, _("Tell us whether you feel safe now"), "feels_safe"

@@ -8,19 +8,32 @@ from portal.cli.demo import DEMO_ACCOUNTS
 from portal.core.permissions import Role
 
 LANDINGS = {
-    Role.PATIENT: ("/consent/", "Your consent", ["Your consent"]),
+    # A patient who has been offered a document can withdraw from every page.
+    Role.PATIENT: ("/consent/", "Your consent", ["Your consent", "Withdraw"]),
     Role.THERAPIST: (
         "/consent/team",
         "Consent",
-        ["Consent", "Patients", "Invite a patient", "Consent documents"],
+        ["Consent", "Patients", "Invite a patient", "Consent documents", "Notifications"],
     ),
-    Role.INVESTIGATOR: ("/review/", "Submissions", ["Submissions", "Consent documents"]),
-    Role.PANEL_MEMBER: ("/oversight/", "Oversight", ["Oversight", "Consent documents"]),
-    Role.PANEL_CHAIR: ("/oversight/", "Oversight", ["Oversight", "Consent documents"]),
+    Role.INVESTIGATOR: (
+        "/review/",
+        "Submissions",
+        ["Submissions", "Consent documents", "Notifications"],
+    ),
+    Role.PANEL_MEMBER: (
+        "/oversight/",
+        "Oversight",
+        ["Oversight", "Concerns", "Consent documents", "Notifications"],
+    ),
+    Role.PANEL_CHAIR: (
+        "/oversight/",
+        "Oversight",
+        ["Oversight", "Concerns", "Consent documents", "Notifications"],
+    ),
     Role.ADMINISTRATOR: (
         "/account/staff",
         "Accounts",
-        ["Staff accounts", "Invite staff", "Consent documents"],
+        ["Staff accounts", "Invite staff", "Consent documents", "Notifications"],
     ),
 }
 

@@ -21,6 +21,11 @@ def test_patient_pages_in_welsh(portal_page):
     portal_page.goto("/account/sessions")
     portal_page.goto("/account/password")
     portal_page.goto("/records/verify")
+    portal_page.goto("/withdraw/")  # the withdrawal form, with the document's Welsh options
+    portal_page.submit("Parhau")  # nothing chosen: the error state in Welsh
+    portal_page.goto("/concerns/new")
+    portal_page.goto("/concerns/mine")
+    portal_page.goto("/withdraw/help")
     portal_page.goto("/no/such/page")
 
 
@@ -34,3 +39,5 @@ def test_staff_pages_in_welsh(portal_page):
     portal_page.goto("/consent/documents")
     portal_page.goto("/consent/documents/mdma-ptsd-trial/1.0/cy")
     portal_page.goto("/consent/documents/mdma-ptsd-trial/compare?from=1.0&to=1.1&language=cy")
+    portal_page.goto("/concerns/")
+    portal_page.goto("/notifications/")

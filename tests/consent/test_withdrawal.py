@@ -314,24 +314,37 @@ def test_rejoining_after_withdrawal_is_a_new_consent(journey):
 # --- effects: receipt, notifications -------------------------------------------------------------
 
 
-def test_the_receipt_verifies_with_pdfsig_and_the_cli(journey, tmp_path):
+def test_every_receipt_verifies_with_pdfsig_and_the_cli(journey, tmp_path):
     complete(journey)
-    withdraw(journey.patient_client(), journey.consent_id, journey.patient.password)
+    withdraw(
+        journey.patient_client(),
+        journey.consent_id,
+        journey.patient.password,
+        scope="optional_item",
+        item="future-contact",
+    )
+    assert staff_record(journey, journey.therapist_client()).status_code == 302
     with journey.app.app_context():
-        receipt = db.session.scalars(select(Record).where(Record.kind == "withdrawal")).one()
-        uid, pdf = receipt.uid, receipt.pdf
-    path = tmp_path / "receipt.pdf"
-    path.write_bytes(pdf)
-    pdfsig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
-    assert "Signature is Valid" in pdfsig.stdout, pdfsig.stdout + pdfsig.stderr
-    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
-    assert "Withdrawal receipt" in text and "Sam Taylor" in text
-    assert "Keep what I have already written" in text
-    result = journey.app.test_cli_runner().invoke(args=["records", "verify", str(path)])
-    assert result.exit_code == 0, result.output
-    assert uid in result.output
-    # The patient, and only the people allowed, can download it.
-    assert journey.patient_client().get(f"/records/{uid}.pdf").status_code == 200
+        receipts = db.session.scalars(
+            select(Record).where(Record.kind == "withdrawal").order_by(Record.id)
+        ).all()
+        found = [(r.uid, r.pdf) for r in receipts]
+    assert len(found) == 2
+    for (uid, pdf), expected in zip(
+        found, ("Took back one optional item", "Delete my diary entries"), strict=True
+    ):
+        path = tmp_path / f"{uid}.pdf"
+        path.write_bytes(pdf)
+        pdfsig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+        assert "Signature is Valid" in pdfsig.stdout, pdfsig.stdout + pdfsig.stderr
+        text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+        assert "Withdrawal receipt" in text and "Sam Taylor" in text
+        assert expected in text
+        result = journey.app.test_cli_runner().invoke(args=["records", "verify", str(path)])
+        assert result.exit_code == 0, result.output
+        assert uid in result.output
+        # The patient can download each of their receipts.
+        assert journey.patient_client().get(f"/records/{uid}.pdf").status_code == 200
 
 
 def test_the_therapist_and_panel_chair_are_notified_without_health_details(journey):

@@ -108,6 +108,11 @@ def test_the_whole_path_from_report_to_outcome(site):
     assert "cannot take or countersign consent at the moment" in response.text
     with site.app.app_context():
         assert site.consent().status == "signed"
+        document_id = site.consent().version.document_id
+    response = therapist.post(
+        f"/consent/team/offer/{site.patient.id}", {"document_id": document_id}
+    )
+    assert "cannot take or countersign consent" in therapist.get(response.headers["Location"]).text
     admin = PortalClient(site.app)
     admin.login("administrator@example.org", "correct horse battery staple")
     staff = admin.get("/account/staff").text
@@ -261,7 +266,7 @@ def test_patients_cannot_report_anonymously(site):
         ({"category": "gossip"}, "Choose what kind of concern it is"),
         ({"day": "", "month": "", "year": ""}, "Enter the date it happened"),
         ({"year": str(dt.date.today().year + 1)}, "The date cannot be in the future"),
-        ({"session_kind": ""}, "Choose when it happened"),
+        ({"session_kind": ""}, "Choose whether it was during a session"),
         ({"what_happened": "   "}, "Tell us what happened"),
         ({"what_happened": "x" * 10_001}, "10000 characters or fewer"),
         ({"feels_safe": ""}, "Tell us whether you feel safe now"),
