@@ -27,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from portal.core import errors, i18n, navigation, permissions, security
     from portal.extensions import babel, csrf, db, limiter, login_manager
+    from portal.operations import logs
 
     db.init_app(app)
     limiter.init_app(app)
@@ -38,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     i18n.init_app(app)
     navigation.init_app(app)
+    logs.init_app(app)
 
     from portal.accounts import auth
     from portal.accounts.views import bp as accounts_bp
@@ -48,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.core.views import bp as core_bp
     from portal.incidents.views import bp as incidents_bp
     from portal.notifications.views import bp as notifications_bp
+    from portal.operations.health import bp as operations_bp
     from portal.oversight.views import bp as oversight_bp
     from portal.records.views import bp as records_bp
     from portal.review.views import bp as review_bp
@@ -64,8 +67,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         oversight_bp,
         notifications_bp,
         incidents_bp,
+        operations_bp,
     ):
         app.register_blueprint(blueprint)
+
+    if app.config["PROXY_COUNT"]:
+        # Behind a TLS-terminating proxy: trust its X-Forwarded-* headers (and only its).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     from portal.cli import register_commands
 
@@ -88,9 +99,13 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         from portal.core.crypto import instance_data_key
 
         app.config["DATA_ENCRYPTION_KEY"] = instance_data_key(Path(app.instance_path))
+        app.config["DATA_ENCRYPTION_KEY_GENERATED"] = True  # fine for one machine only
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
+        app.config["SECRET_KEY_GENERATED"] = True
     served_over_https = app.config["ENVIRONMENT"] != "development"
+    if app.config["COOKIES_SECURE"] is not None:  # an explicit choice (`flask check` judges it)
+        served_over_https = bool(app.config["COOKIES_SECURE"])
     app.config["SESSION_COOKIE_SECURE"] = served_over_https
     if served_over_https and not app.config["SESSION_COOKIE_NAME"].startswith("__Host-"):
         # The __Host- prefix pins the cookie to this exact host, HTTPS and path /.

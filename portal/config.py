@@ -19,6 +19,7 @@ class DefaultConfig:
     SESSION_IDLE_MINUTES = 30
     SESSION_ABSOLUTE_HOURS = 12
     PERMANENT_SESSION_LIFETIME = dt.timedelta(hours=12)
+    COOKIES_SECURE: bool | None = None  # None: Secure everywhere but development
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "portal_session"
@@ -68,6 +69,11 @@ class DefaultConfig:
     # evidence uploads are PDF, PNG or JPEG up to this size.
     TRIAGE_TARGET_HOURS = 48
     EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
+
+    # How many proxies (a TLS-terminating load balancer) sit in front of the app and set
+    # X-Forwarded-For/-Proto/-Host; 0 trusts none of these headers.
+    PROXY_COUNT = 0
+    LOG_LEVEL = "INFO"
 
     # Email for notifications: none by default (messages then wait in the portal's outbox).
     MAIL_SERVER: str | None = None

@@ -101,6 +101,19 @@ def database_url(request, tmp_path) -> Iterator[str]:
     _admin_execute(cluster, f"DROP DATABASE {name} WITH (FORCE)")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path) -> Iterator[str]:
+    """An empty database (no tables), on each backend in turn: for migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    name = f"empty_{os.getpid()}_{next(_database_numbers)}"
+    _admin_execute(cluster, f"CREATE DATABASE {name}")
+    yield cluster.url(name)
+    _admin_execute(cluster, f"DROP DATABASE {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def sqlite_url(tmp_path, sqlite_template) -> str:
     """A migrated SQLite database, for tests that are about SQLite itself."""

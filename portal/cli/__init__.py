@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import accounts, audit, database, demo, documents, mail, records
+    from portal.cli import accounts, audit, database, demo, documents, mail, operations, records
 
     for group in (
         database.db_group,
@@ -16,3 +16,4 @@ def register_commands(app: Flask) -> None:
         mail.mail_group,
     ):
         app.cli.add_command(group)
+    app.cli.add_command(operations.check_command)

@@ -92,10 +92,24 @@ def _generate_identity(key_path: Path, cert_path: Path, name: str) -> None:
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def seal(pdf: bytes) -> bytes:
-    """Sign the PDF (PAdES B-B, SHA-256) as the portal."""
+def load_signer() -> signers.SimpleSigner:
+    """The portal's key and certificate, ready to sign; ValueError when they cannot be read."""
     key_path, cert_path = signing_files()
     signer = signers.SimpleSigner.load(str(key_path), str(cert_path))
+    if signer is None:
+        raise ValueError("the signing key or certificate cannot be read")
+    return signer
+
+
+def uses_generated_identity() -> bool:
+    """True when the seal is the self-signed development identity made on first use."""
+    config = current_app.config
+    return not (config.get("RECORD_SIGNING_KEY") and config.get("RECORD_SIGNING_CERT"))
+
+
+def seal(pdf: bytes) -> bytes:
+    """Sign the PDF (PAdES B-B, SHA-256) as the portal."""
+    signer = load_signer()
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     metadata = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,

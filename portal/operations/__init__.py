@@ -1,0 +1,1 @@
+"""Running the portal for real: health checks, configuration checks, structured logs."""
