@@ -93,6 +93,16 @@ def database_url(request, tmp_path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
         yield f"sqlite:///{target}"
         return
+    yield from _postgres_database(request)
+
+
+@pytest.fixture
+def postgres_url(request) -> Iterator[str]:
+    """A freshly migrated PostgreSQL database: for tests about several servers."""
+    yield from _postgres_database(request)
+
+
+def _postgres_database(request) -> Iterator[str]:
     cluster = request.getfixturevalue("postgres_cluster")
     template = request.getfixturevalue("postgres_template")
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
