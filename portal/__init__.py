@@ -24,6 +24,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     _load_config(app, test_config)
     _configure_jinja(app)
+    from portal.core.forms import RowIdConverter
+
+    app.url_map.converters["int"] = RowIdConverter  # /consent/99999999999999 is a 404, not a 500
 
     from portal.core import errors, i18n, navigation, permissions, security
     from portal.extensions import babel, csrf, db, limiter, login_manager

@@ -358,11 +358,29 @@ def password_reset_link(user_id: int):
     except AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for(back))
+    emailed = _email_link(invitation, token, user.locale)
     db.session.commit()
     link = url_for("accounts.accept_invitation", token=token, _external=True)
     return render_template(
-        "accounts/invitation_created.html", invitation=invitation, link=link, list_endpoint=back
+        "accounts/invitation_created.html",
+        invitation=invitation,
+        link=link,
+        list_endpoint=back,
+        emailed=emailed,
     )
+
+
+def _email_link(invitation, token: str, locale: str) -> bool:
+    """With a mail server, the link also goes by email (queued with this change)."""
+    from portal.notifications.mail import mail_configured
+    from portal.notifications.services import queue_link
+
+    if not mail_configured():
+        return False
+    kind = "password_reset" if invitation.is_password_reset else "invitation"
+    path = url_for("accounts.accept_invitation", token=token)
+    queue_link(db.session, invitation.email, locale, kind, path)
+    return True
 
 
 def _invite(form, role: Role, template: str, list_endpoint: str):
@@ -375,6 +393,7 @@ def _invite(form, role: Role, template: str, list_endpoint: str):
         except AccountError as exc:
             form.email.errors.append(str(exc))
         else:
+            emailed = _email_link(invitation, token, current_locale_code())
             db.session.commit()
             link = url_for("accounts.accept_invitation", token=token, _external=True)
             return render_template(
@@ -382,6 +401,7 @@ def _invite(form, role: Role, template: str, list_endpoint: str):
                 invitation=invitation,
                 link=link,
                 list_endpoint=list_endpoint,
+                emailed=emailed,
             )
     status = 400 if form.errors else 200
     return render_template(template, form=form), status

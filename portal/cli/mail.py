@@ -25,3 +25,14 @@ def send_pending_command() -> None:
     click.echo(f"Sent {outcome.sent}, failed {outcome.failed} (to be retried).")
     if outcome.failed:
         raise SystemExit(1)
+
+
+@mail_group.command("remind")
+def remind_command() -> None:
+    """Queue reminders for concerns waiting past the triage target (at most one a day each)."""
+    from portal.extensions import db
+    from portal.incidents.services import queue_triage_reminders
+
+    count = queue_triage_reminders(db.session)
+    db.session.commit()
+    click.echo(f"Queued {count} reminder(s).")

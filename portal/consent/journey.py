@@ -516,6 +516,7 @@ def request_reconsent(session: Session, version: DocumentVersion, actor: User) -
     sections that changed, answer the questions about those, and choose again.
     """
     from portal.consent.redline import compare
+    from portal.notifications.services import path_for, queue
 
     earlier = session.scalars(
         select(Consent)
@@ -562,5 +563,6 @@ def request_reconsent(session: Session, version: DocumentVersion, actor: User) -
                 "sections_to_read": changed,
             },
         )
+        queue(session, consent.patient, "reconsent", path_for("consent.home"))
         created.append(consent)
     return created

@@ -162,7 +162,13 @@ class Consent(Base):
 
     @property
     def treatment_stopped(self) -> bool:
-        return any(w.scope == WithdrawalScope.TREATMENT for w in self.withdrawals)
+        """Stopping treatment outlasts a re-consent (the optional choices are made afresh)."""
+        consent: Consent | None = self
+        while consent is not None:
+            if any(w.scope == WithdrawalScope.TREATMENT for w in consent.withdrawals):
+                return True
+            consent = consent.replaces
+        return False
 
     @property
     def study_withdrawal(self) -> Withdrawal | None:

@@ -13,7 +13,6 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flask import url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -98,6 +97,16 @@ def consents_in_force(session: Session, patient: User) -> list[Consent]:
         ):
             by_document[consent.version.document_id] = consent
     return list(by_document.values())
+
+
+def in_force_for(session: Session, consent: Consent) -> Consent:
+    """The consent a withdrawal applies to: the one in force for that patient and document
+    (a completed consent while its re-consent is pending), else this one."""
+    document_id = consent.version.document_id
+    for candidate in consents_in_force(session, consent.patient):
+        if candidate.version.document_id == document_id:
+            return candidate
+    return consent
 
 
 def available_scopes(consent: Consent) -> list[WithdrawalScope]:
@@ -230,13 +239,11 @@ def record_for_patient(
     check(consent, wanted)
     told = wanted.communicated_on
     if told is None:
-        raise WithdrawalError(_("Enter the date the patient told you"), field="communicated_on")
+        raise WithdrawalError(_("Enter the date the patient told you"), field="day")
     if told > london_today():
-        raise WithdrawalError(_("The date cannot be in the future"), field="communicated_on")
+        raise WithdrawalError(_("The date cannot be in the future"), field="day")
     if told < consent.offered_at.astimezone(LONDON).date():
-        raise WithdrawalError(
-            _("The date cannot be before the document was offered"), field="communicated_on"
-        )
+        raise WithdrawalError(_("The date cannot be before the document was offered"), field="day")
     if not wanted.attestation:
         raise WithdrawalError(
             _("Confirm that the patient told you this themselves"), field="attested"
@@ -338,15 +345,26 @@ def _apply(
 
 
 def _notify(session: Session, consent: Consent, withdrawal: Withdrawal) -> None:
-    from portal.notifications.services import queue
+    from portal.notifications.services import path_for, queue
 
-    link = url_for("withdrawal.receipt", withdrawal_id=withdrawal.id)
+    link = path_for("withdrawal.receipt", withdrawal_id=withdrawal.id)
     queue(session, consent.therapist, "withdrawal", link)
     chairs = session.scalars(
         select(User).where(User.role == Role.PANEL_CHAIR, User.active.is_(True))
     ).all()
     for chair in chairs:
         queue(session, chair, "withdrawal", link)
+
+
+def receipt_read(session: Session, reader: User, withdrawal: Withdrawal) -> None:
+    """Receipts say what a patient decided about their health data: every read is audited."""
+    audit.record(
+        session,
+        "withdrawal.viewed",
+        actor=audit.Actor.of(reader),
+        object_type="withdrawal",
+        object_id=withdrawal.id,
+    )
 
 
 def acknowledge(session: Session, withdrawal: Withdrawal, therapist: User) -> None:

@@ -39,10 +39,12 @@ def choose(consent_id: int):
     consent = own_consent_or_404(consent_id)
     if consent.status not in service.OPEN_STATUSES:
         return _already_withdrawn(consent)
-    form = WithdrawalForm(formdata=request.form if request.method == "POST" else request.args)
-    if request.method == "GET" and not form.data_option.data:
+    consent = service.in_force_for(db.session, consent)
+    form = WithdrawalForm()
+    if request.method == "GET":
         form.data_option.data = service.default_data_option(consent)
-    if request.method == "POST" and form.validate_on_submit():
+    changing = request.form.get("change") == "yes"  # back from the confirm page, choices kept
+    if not changing and form.validate_on_submit():
         wanted = _request_from(form)
         try:
             service.check(consent, wanted)
@@ -66,7 +68,7 @@ def choose(consent_id: int):
 @roles_required(Role.PATIENT)
 def confirm(consent_id: int):
     """Step two: the password, then the withdrawal takes effect at once."""
-    consent = own_consent_or_404(consent_id)
+    consent = service.in_force_for(db.session, own_consent_or_404(consent_id))
     form = ConfirmWithdrawalForm()
     if not form.validate_on_submit():
         abort(400)
@@ -98,6 +100,7 @@ def record_for_patient(consent_id: int):
         abort(403)
     if consent.status not in service.OPEN_STATUSES:
         return _already_withdrawn(consent)
+    consent = service.in_force_for(db.session, consent)
     form = StaffWithdrawalForm()
     if request.method == "GET":
         form.data_option.data = service.default_data_option(consent)
@@ -129,6 +132,8 @@ def receipt(withdrawal_id: int):
     )
     if not allowed:
         abort(404)  # as far as this user knows, it does not exist
+    service.receipt_read(db.session, current_user, withdrawal)
+    db.session.commit()
     record = db.session.scalar(select(Record).where(Record.withdrawal_id == withdrawal.id))
     return render_template(
         "withdrawal/receipt.html", withdrawal=withdrawal, consent=consent, record=record

@@ -27,6 +27,7 @@ _MENU: dict[Role, list[tuple[str, object]]] = {
         ("accounts.staff", _l("Staff accounts")),
         ("accounts.invite_staff", _l("Invite staff")),
         _DOCUMENTS,
+        ("notifications.outbox", _l("Outbox")),
     ],
 }
 
@@ -52,24 +53,26 @@ def _personal_items() -> list[NavItem]:
     """Links that depend on the person: withdrawal once a patient has started a consent, and
     staff notifications with the number unread."""
     from portal.extensions import db
-
-    if current_user.role == Role.PATIENT:
-        from portal.consent.withdrawal import consents_in_force
-
-        if not consents_in_force(db.session, current_user):
-            return []
-        return [
-            NavItem(
-                url_for("withdrawal.start"), str(_l("Withdraw")), request.blueprint == "withdrawal"
-            )
-        ]
     from portal.notifications.services import unread_count
 
     unread = unread_count(db.session, current_user)
     text = _l("Notifications (%(n)d new)", n=unread) if unread else _l("Notifications")
-    return [
-        NavItem(url_for("notifications.inbox"), str(text), request.blueprint == "notifications")
-    ]
+    notifications = NavItem(
+        url_for("notifications.inbox"), str(text), request.blueprint == "notifications"
+    )
+    if current_user.role != Role.PATIENT:
+        return [notifications]
+    from portal.consent.withdrawal import consents_in_force
+
+    items = [notifications] if unread else []  # patients see it only when there is news
+    if consents_in_force(db.session, current_user):
+        items.insert(
+            0,
+            NavItem(
+                url_for("withdrawal.start"), str(_l("Withdraw")), request.blueprint == "withdrawal"
+            ),
+        )
+    return items
 
 
 def init_app(app: Flask) -> None:

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -122,6 +122,10 @@ def report(session: Session, reporter: User, wanted: Report) -> Incident:
     )
     session.add(incident)
     session.flush()
+    if reporter.role in PANEL_ROLES:
+        # Recused like any member with an interest, so that nothing tells them apart.
+        session.add(IncidentConflict(incident_id=incident.id, member_id=reporter.id))
+        session.flush()
     audit.record(
         session,
         "incident.reported",
@@ -247,6 +251,35 @@ def therapist_history(session: Session, member: User, therapist: User) -> list[I
     return [incident for incident in found if access_of(member, incident) == Access.PANEL]
 
 
+def queue_triage_reminders(session: Session, now: dt.datetime | None = None) -> int:
+    """Remind the chairs of each concern past its triage target, once a day at most."""
+    from portal.notifications.models import OutboxMessage
+    from portal.notifications.services import path_for, queue
+
+    now = now or utcnow()
+    waiting = session.scalars(select(Incident).where(Incident.status == Status.REPORTED)).all()
+    queued = 0
+    for incident in waiting:
+        if now <= triage_due_at(incident):
+            continue
+        about = f"incident:{incident.id}"
+        recent = session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.kind == "triage_reminder",
+                OutboxMessage.about == about,
+                OutboxMessage.created_at > now - dt.timedelta(days=1),
+            )
+        )
+        if recent is not None:
+            continue
+        link = path_for("incidents.show", incident_id=incident.id)
+        for chair in _chairs(session):
+            if access_of(chair, incident) == Access.PANEL:
+                queue(session, chair, "triage_reminder", link, about=about)
+                queued += 1
+    return queued
+
+
 # --- the panel's steps --------------------------------------------------------------------------
 
 
@@ -269,7 +302,7 @@ def triage(
     incident.triaged_at = utcnow()
     incident.status = Status.INVESTIGATING.value
     if hold:
-        _place_hold(session, incident, "safeguard")
+        _place_hold(session, incident, "safeguard", chair)
     _entry(session, incident, chair, "triage", note.strip() or None)
     audit.record(
         session,
@@ -447,14 +480,28 @@ def record_outcome(
     if incident.status == Status.REPORTED:
         raise IncidentError(_("Triage the concern first"))
     _require_choice(outcome, Outcome, _("Choose the outcome"), "outcome")
+    if outcome != Outcome.NO_CASE and incident.shared_at is None:
+        raise IncidentError(
+            _("Ask the therapist for their response before deciding against them"),
+            field="outcome",
+        )
     incident.outcome_reasons = _text(reasons, _("Give the reasons for the outcome"), "reasons")
     incident.outcome = outcome
     incident.status = Status.CLOSED.value
     incident.closed_at = utcnow()
     for hold in _holds(session, incident):
         hold.lifted_at = incident.closed_at
+        audit.record(
+            session,
+            "therapist.hold_lifted",
+            actor=audit.Actor.of(chair),
+            object_type="user",
+            object_id=incident.therapist_id,
+            before={"hold_id": hold.id, "lifted_at": None},
+            after={"hold_id": hold.id, "lifted_at": audit.format_timestamp(hold.lifted_at)},
+        )
     if outcome in (Outcome.SUSPENSION, Outcome.REFERRAL):
-        _place_hold(session, incident, "suspension")
+        _place_hold(session, incident, "suspension", chair)
     _entry(session, incident, chair, "outcome", None)
     audit.record(
         session,
@@ -517,18 +564,17 @@ def _entry(
     return entry
 
 
-def _place_hold(session: Session, incident: Incident, kind: str) -> None:
-    session.add(
-        TherapistHold(therapist_id=incident.therapist_id, incident_id=incident.id, kind=kind)
-    )
+def _place_hold(session: Session, incident: Incident, kind: str, chair: User) -> None:
+    hold = TherapistHold(therapist_id=incident.therapist_id, incident_id=incident.id, kind=kind)
+    session.add(hold)
     session.flush()
     audit.record(
         session,
         "therapist.hold_placed",
-        actor=audit.SYSTEM,
+        actor=audit.Actor.of(chair),
         object_type="user",
         object_id=incident.therapist_id,
-        after={"incident_id": incident.id, "kind": kind},
+        after={"hold_id": hold.id, "incident_id": incident.id, "kind": kind},
     )
 
 
@@ -549,8 +595,8 @@ def _chairs(session: Session) -> list[User]:
 
 
 def _notify(session: Session, recipients: list[User], kind: str, incident: Incident) -> None:
-    from portal.notifications.services import queue
+    from portal.notifications.services import path_for, queue
 
-    link = url_for("incidents.show", incident_id=incident.id)
+    link = path_for("incidents.show", incident_id=incident.id)
     for recipient in recipients:
         queue(session, recipient, kind, link)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.core.db import utcnow
+from portal.core.forms import parse_row_id
 from portal.core.permissions import ALL_ROLES, PANEL_ROLES, Role, roles_required
 from portal.extensions import db
 from portal.incidents import services
@@ -202,8 +203,8 @@ def triage(incident_id: int):
 @roles_required(Role.PANEL_CHAIR)
 def assign(incident_id: int):
     form = AssignForm()
-    member_id = form.member_id.data or ""
-    member = db.session.get(User, int(member_id)) if member_id.isdigit() else None
+    member_id = parse_row_id(form.member_id.data)
+    member = db.session.get(User, member_id) if member_id else None
     return _panel_step(
         incident_id,
         form,

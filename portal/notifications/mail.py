@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.core import audit
@@ -24,6 +24,7 @@ from portal.notifications.models import OutboxMessage
 FIRST_RETRY = dt.timedelta(minutes=1)
 LONGEST_WAIT = dt.timedelta(hours=6)
 BATCH = 100
+CLAIM_FOR = dt.timedelta(minutes=5)  # longer than one SMTP attempt can take
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,23 @@ def mail_configured() -> bool:
 
 
 def send_pending(session: Session, now: dt.datetime | None = None) -> Outcome:
-    """Send every message that is due; each result is committed on its own."""
+    """Send every message that is due. Each is claimed first (in its own short transaction),
+    so two runs at once never send one twice; each result is committed on its own."""
     now = now or utcnow()
     due = session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
+        select(OutboxMessage.id)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now, _free(now))
         .order_by(OutboxMessage.id)
         .limit(BATCH)
     ).all()
+    session.commit()
     sent = failed = 0
-    for message in due:
+    for message_id in due:
+        if not _claim(session, message_id, now):
+            continue  # another sender has it
+        message = session.get(OutboxMessage, message_id)
         message.attempts += 1
+        message.claimed_until = None
         try:
             _deliver(message)
         except (OSError, smtplib.SMTPException) as exc:
@@ -77,6 +84,20 @@ def send_pending(session: Session, now: dt.datetime | None = None) -> Outcome:
     return Outcome(sent, failed)
 
 
+def _free(now: dt.datetime):
+    return or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
+
+
+def _claim(session: Session, message_id: int, now: dt.datetime) -> bool:
+    claimed = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None), _free(now))
+        .values(claimed_until=now + CLAIM_FOR)
+    ).rowcount
+    session.commit()
+    return claimed == 1
+
+
 def retry_wait(attempts: int) -> dt.timedelta:
     """1, 2, 4, 8 ... minutes, never more than six hours."""
     return min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_WAIT)
@@ -86,9 +107,9 @@ def _deliver(message: OutboxMessage) -> None:
     config = current_app.config
     email = EmailMessage()
     email["From"] = config["MAIL_FROM"]
-    email["To"] = message.recipient.email
+    email["To"] = message.address
     email["Subject"] = message.subject
-    link = config["PORTAL_BASE_URL"].rstrip("/") + message.link
+    link = config["PORTAL_BASE_URL"].rstrip("/") + (message.secret_link or message.link)
     email.set_content(f"{message.body}\n\n{link}\n")
     with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30) as smtp:
         if config["MAIL_USE_STARTTLS"]:

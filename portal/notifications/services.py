@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -31,6 +32,31 @@ KINDS: dict[str, MessageKind] = {
             "Sign in to the portal to see the details."
         ),
     ),
+    "invitation": MessageKind(
+        _l("You are invited to the Consent & Ethics Portal"),
+        _l(
+            "You have been invited to set up an account on the Consent & Ethics Portal. "
+            "Open the link below to choose your password. It works once, for a limited time."
+        ),
+    ),
+    "password_reset": MessageKind(
+        _l("Consent & Ethics Portal: set a new password"),
+        _l(
+            "Your study team has made you a link to set a new password. "
+            "It works once, for a limited time. If you did not ask for it, tell your study team."
+        ),
+    ),
+    "reconsent": MessageKind(
+        _l("Consent & Ethics Portal: there is something new for you to read"),
+        _l(
+            "Some information you agreed to has changed. Please sign in to the portal to read "
+            "what is new and decide again. Nothing changes until you do."
+        ),
+    ),
+    "triage_reminder": MessageKind(
+        _l("Consent & Ethics Portal: a concern is waiting for triage"),
+        _l("A concern has waited longer than the triage target. Sign in to the portal to see it."),
+    ),
     "incident": MessageKind(
         _l("Consent & Ethics Portal: a concern has been reported to the panel"),
         _l("A new concern is waiting for triage. Sign in to the portal to see it."),
@@ -52,18 +78,31 @@ KINDS: dict[str, MessageKind] = {
 }
 
 
-def queue(session: Session, recipient: User, kind: str, link: str) -> OutboxMessage:
+def path_for(endpoint: str, **values) -> str:
+    """A path inside the portal, in a request or not (a CLI command can notify people too)."""
+    return current_app.url_map.bind("localhost").build(endpoint, values)
+
+
+def queue(
+    session: Session, recipient: User, kind: str, link: str, about: str | None = None
+) -> OutboxMessage:
     """Add a message to the outbox in the caller's transaction, in the recipient's language."""
+    return _queue(session, kind, recipient.locale, link, recipient_id=recipient.id, about=about)
+
+
+def queue_link(
+    session: Session, email: str, locale: str, kind: str, secret_link: str
+) -> OutboxMessage:
+    """An invitation or password-reset link, to an address (the account may not exist yet)."""
+    return _queue(session, kind, locale, "/", recipient_email=email, secret_link=secret_link)
+
+
+def _queue(session: Session, kind: str, locale: str, link: str, **fields) -> OutboxMessage:
     template = KINDS[kind]
-    with force_locale(recipient.locale):
+    with force_locale(locale):
         subject, body = str(template.subject), str(template.body)
     message = OutboxMessage(
-        recipient_id=recipient.id,
-        kind=kind,
-        subject=subject,
-        body=body,
-        link=link,
-        next_attempt_at=utcnow(),
+        kind=kind, subject=subject, body=body, link=link, next_attempt_at=utcnow(), **fields
     )
     session.add(message)
     session.flush()
@@ -73,9 +112,15 @@ def queue(session: Session, recipient: User, kind: str, link: str) -> OutboxMess
         actor=audit.SYSTEM,
         object_type="outbox_message",
         object_id=message.id,
-        after={"recipient_id": recipient.id, "kind": kind},
+        after={"recipient_id": message.recipient_id, "kind": kind, "about": message.about},
     )
     return message
+
+
+def outbox(session: Session, limit: int = 200) -> list[OutboxMessage]:
+    return list(
+        session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit))
+    )
 
 
 def inbox(session: Session, user: User, limit: int = 50) -> list[OutboxMessage]:

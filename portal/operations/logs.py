@@ -66,10 +66,12 @@ def _log_request(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     logger = logging.getLogger("portal")
     logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
-    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+    if app.testing:
+        logger.propagate = True  # the tests read the records through pytest's capture
+    elif not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
-    logger.propagate = app.testing  # the tests read the lines through pytest's capture
+        logger.propagate = False
     app.before_request(_start_timer)
     app.after_request(_log_request)

@@ -33,7 +33,7 @@ LANDINGS = {
     Role.ADMINISTRATOR: (
         "/account/staff",
         "Accounts",
-        ["Staff accounts", "Invite staff", "Consent documents", "Notifications"],
+        ["Staff accounts", "Invite staff", "Consent documents", "Outbox", "Notifications"],
     ),
 }
 

@@ -67,7 +67,7 @@ def test_withdraw_from_one_item_then_from_the_study(portal_page):
     assert callout.get_by_role("link").count() == 2
     row = page.locator("tr", has_text="Alex Rivera")
     assert "Withdrawn" in row.inner_text()
-    assert "Withdrew from: future-contact" in row.inner_text()
+    assert "Withdrew from: I agree that the study team may contact me" in row.inner_text()
     with page.expect_navigation():
         callout.get_by_role("link", name=re.compile("Stopped taking part")).click()
     portal_page.check_accessibility()

@@ -183,7 +183,7 @@ def test_withdrawing_from_one_optional_item_keeps_the_patient_in_the_study(journ
         not in patient.get(f"/withdraw/{journey.consent_id}").text
     )
     team = journey.therapist_client().get("/consent/team").text
-    assert "Withdrew from: future-contact" in team
+    assert "Withdrew from: I agree to be contacted about future studies." in team
     assert "Withdrawals to act on" in team
 
 
@@ -448,3 +448,55 @@ def test_a_patient_who_cannot_sign_in_is_told_how(client):
     page = client.get("/withdraw/help")
     assert page.status_code == 200
     assert "record your withdrawal" in page.text
+
+
+def test_the_panel_sees_the_receipt_but_not_the_reason_and_every_read_is_audited(journey):
+    chair = create_account(journey.app, Role.PANEL_CHAIR, "chair@example.org")
+    complete(journey)
+    withdraw(
+        journey.patient_client(), journey.consent_id, journey.patient.password, reason="Private"
+    )
+    (withdrawal,) = withdrawals(journey.app)
+    client = PortalClient(journey.app)
+    client.login(chair.email, chair.password)
+    page = client.get(f"/withdraw/receipt/{withdrawal.id}").text
+    assert "Withdrawn from the study" in page and "Private" not in page
+    assert "Private" in journey.therapist_client().get(f"/withdraw/receipt/{withdrawal.id}").text
+    assert actions(journey.app).count("withdrawal.viewed") == 2
+
+
+def test_during_a_pending_reconsent_the_consent_in_force_is_withdrawn_with_its_data_choice(
+    make_app, sqlite_url, tmp_path
+):
+    journey = complete(set_up_journey(make_app, sqlite_url, tmp_path))
+    publish_v1_1(journey, tmp_path, material=True)
+    with journey.app.app_context():
+        pending = db.session.scalars(select(Consent).where(Consent.status == "offered")).one().id
+    # Through the pending re-consent's own address: still the consent in force that counts.
+    journey.consent_id = pending
+    response = staff_record(journey, journey.therapist_client(), data_option="delete")
+    assert response.status_code == 302, response.text
+    (withdrawal,) = withdrawals(journey.app)
+    assert withdrawal.consent_id != pending
+    assert withdrawal.data_option_key == "delete"
+
+
+def test_stopping_treatment_outlasts_a_reconsent(make_app, sqlite_url, tmp_path):
+    journey = complete(set_up_journey(make_app, sqlite_url, tmp_path))
+    withdraw(
+        journey.patient_client(), journey.consent_id, journey.patient.password, scope="treatment"
+    )
+    publish_v1_1(journey, tmp_path, material=True)
+    with journey.app.app_context():
+        new = db.session.scalars(select(Consent).where(Consent.status == "offered")).one()
+        assert new.treatment_stopped
+
+
+def test_a_bad_date_is_shown_next_to_the_date_and_huge_ids_are_not_found(journey):
+    complete(journey)
+    response = staff_record(journey, journey.therapist_client(), day="31", month="2")
+    assert response.status_code == 400
+    assert 'href="#day"' in response.text
+    patient = journey.patient_client()
+    assert patient.get("/withdraw/99999999999999999999").status_code == 404
+    assert patient.get("/withdraw/receipt/99999999999999999999").status_code == 404

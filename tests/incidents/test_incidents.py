@@ -183,10 +183,22 @@ def test_suspension_keeps_the_therapist_unavailable(site):
     incident = only_incident(site.app)
     chair = client_for(site.app, site.chair)
     chair.post(f"/concerns/{incident.id}/triage", {"severity": "moderate"})
+    # Not before the therapist has been asked for their side.
+    response = chair.post(
+        f"/concerns/{incident.id}/outcome", {"outcome": "suspension", "reasons": "Upheld."}
+    )
+    assert response.status_code == 400
+    assert "Ask the therapist for their response" in response.text
+    assert chair.post(f"/concerns/{incident.id}/share", {}).status_code == 302
     response = chair.post(
         f"/concerns/{incident.id}/outcome", {"outcome": "suspension", "reasons": "Upheld."}
     )
     assert response.status_code == 302
+    with site.app.app_context():
+        placed = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "therapist.hold_placed")
+        ).one()
+        assert placed.actor_id == site.chair.id
     with site.app.app_context():
         from portal.incidents.services import is_unavailable
 
@@ -205,12 +217,25 @@ def test_the_named_therapist_other_therapists_and_other_patients_are_refused(sit
         assert client.get(f"/concerns/{incident.id}").status_code == 404
         assert incident.reference not in client.get("/concerns/mine").text
     assert client_for(site.app, other_therapist).get("/concerns/").status_code == 403
+    assert client_for(site.app, site.chair).get("/concerns/99999999999999999999").status_code == 404
     refused = actions(site.app, "incident.access_refused")
     assert {event.actor_id for event in refused} == {
         site.therapist.id,
         other_therapist.id,
         other_patient.id,
     }
+
+
+def test_a_panel_member_who_reports_cannot_be_told_apart_from_a_conflicted_one(site):
+    response = report(client_for(site.app, site.member), site.therapist.id, anonymous="y")
+    assert response.status_code == 302
+    incident = only_incident(site.app)
+    chair = client_for(site.app, site.chair)
+    page = chair.get(f"/concerns/{incident.id}").text
+    assert "asked not to be named" in page
+    assert "Test Panel Member" not in page  # not even in the list of members to assign
+    response = chair.post(f"/concerns/{incident.id}/assign", {"member_id": "²"})
+    assert response.status_code == 400  # a nonsense id is a clear refusal, not a 500
 
 
 def test_a_member_with_a_conflict_is_recused(site):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import socket
+from email import message_from_bytes
+from email.policy import default
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -106,3 +109,99 @@ def test_without_a_mail_server_the_command_says_so(app):
     result = app.test_cli_runner().invoke(args=["mail", "send-pending"])
     assert result.exit_code != 0
     assert "no mail server is configured" in result.output
+
+
+def test_an_invitation_link_is_emailed_and_kept_encrypted_until_sent(make_app, sqlite_url, smtp):
+    from portal.core.permissions import Role
+    from tests.accounts.test_invitations import accept
+    from tests.factories import create_account
+    from tests.helpers import PortalClient
+
+    controller, collector = smtp
+    app = make_app(
+        sqlite_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=controller.port,
+        PORTAL_BASE_URL="https://portal.example.org",
+    )
+    therapist = create_account(app, Role.THERAPIST)
+    client = PortalClient(app)
+    client.login(therapist.email, therapist.password)
+    page = client.post(
+        "/account/patients/invite", {"full_name": "Nia Williams", "email": "nia@example.org"}
+    ).text
+    assert "We have emailed this link to nia@example.org" in page
+    with app.app_context():
+        stored = (
+            db.session.connection()
+            .exec_driver_sql("SELECT secret_link FROM outbox_message")
+            .scalar_one()
+        )
+        assert stored.startswith("fernet:") and "/account/invitation/" not in stored
+        assert send_pending(db.session).sent == 1
+    (envelope,) = collector.received
+    assert envelope.rcpt_tos == ["nia@example.org"]
+    body = message_from_bytes(envelope.content, policy=default).get_content()
+    link = re.search(r"https://portal\.example\.org(/account/invitation/\S+)", body)
+    assert link, body
+    _client, response = accept(app, link[1])
+    assert response.status_code == 302  # the emailed link works
+
+
+def test_a_message_claimed_by_another_sender_is_not_sent_twice(
+    make_app, sqlite_url, tmp_path, smtp
+):
+    controller, collector = smtp
+    journey = withdrawn_journey(make_app, sqlite_url, tmp_path, controller.port)
+    with journey.app.app_context():
+        message = db.session.scalars(select(OutboxMessage)).one()
+        message.claimed_until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        db.session.commit()
+        assert send_pending(db.session).sent == 0
+    assert collector.received == []
+
+
+def test_administrators_see_the_outbox(make_app, sqlite_url, tmp_path):
+    from tests.helpers import PortalClient
+
+    journey = withdrawn_journey(make_app, sqlite_url, tmp_path, free_port())
+    admin = PortalClient(journey.app)
+    admin.login("administrator@example.org", "correct horse battery staple")
+    page = admin.get("/notifications/outbox").text
+    assert "therapist@example.org" in page and "a patient&#39;s consent has changed" in page
+    assert journey.therapist_client().get("/notifications/outbox").status_code == 403
+
+
+def test_overdue_triage_reminders_are_queued_once_a_day(make_app, sqlite_url, tmp_path):
+    from portal.core.permissions import Role
+    from portal.incidents.models import Incident
+    from tests.factories import create_account
+    from tests.helpers import PortalClient
+
+    journey = set_up_journey(make_app, sqlite_url, tmp_path)
+    chair = create_account(journey.app, Role.PANEL_CHAIR, "chair@example.org")
+    today = dt.date.today()
+    response = journey.patient_client().post(
+        "/concerns/new",
+        {
+            "therapist": str(journey.therapist.id),
+            "category": "outside_contact",
+            "day": str(today.day),
+            "month": str(today.month),
+            "year": str(today.year),
+            "session_kind": "outside",
+            "what_happened": "Messages late at night.",
+            "feels_safe": "yes",
+        },
+    )
+    assert response.status_code == 302
+    runner = journey.app.test_cli_runner()
+    assert "Queued 0" in runner.invoke(args=["mail", "remind"]).output  # not overdue yet
+    with journey.app.app_context():
+        db.session.scalars(select(Incident)).one().reported_at -= dt.timedelta(hours=49)
+        db.session.commit()
+    assert "Queued 1" in runner.invoke(args=["mail", "remind"]).output
+    assert "Queued 0" in runner.invoke(args=["mail", "remind"]).output  # once a day
+    client = PortalClient(journey.app)
+    client.login(chair.email, chair.password)
+    assert "waiting for triage" in client.get("/notifications/").text
