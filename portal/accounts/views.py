@@ -33,7 +33,7 @@ from portal.accounts.forms import (
     TwoFactorForm,
     TwoFactorSetupForm,
 )
-from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User
+from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User, UserSession
 from portal.core import rate_limits
 from portal.core.forms import client_address, safe_next_url
 from portal.core.i18n import SESSION_LOCALE_KEY, current_locale_code
@@ -236,6 +236,9 @@ def sessions():
 @bp.route("/sessions/<int:session_id>/end", methods=["POST"])
 @signed_in
 def end_session(session_id: int):
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.user_id != current_user.id:
+        abort(404)  # someone else's session does not exist, as far as this user knows
     if not EmptyForm().validate_on_submit():
         abort(400)
     ending_this_one = session_id == current_user.current_session.id

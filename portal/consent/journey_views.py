@@ -309,6 +309,8 @@ def _pending_patient_invitations() -> list[Invitation]:
 @roles_required(Role.THERAPIST)
 def offer(patient_id: int):
     patient = db.get_or_404(User, patient_id)
+    if patient.invited_by_id != current_user.id:
+        abort(404)  # only their own patients
     form = OfferForm()
     if not form.validate_on_submit():
         abort(400)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from portal import create_app
 from portal.core.permissions import ALL_ROLES, AccessRule, Role, access_rule_for
@@ -24,7 +25,7 @@ def _routes() -> list[tuple[str, str, str]]:
             if rule.endpoint == "static":
                 continue
             values = {
-                arg: 1 if "int" in type(rule._converters[arg]).__name__.lower() else "x"
+                arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "x"
                 for arg in rule.arguments
             }
             url = app.url_map.bind("localhost").build(rule.endpoint, values)
