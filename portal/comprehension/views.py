@@ -14,7 +14,7 @@ from portal.comprehension.services import (
     question_states,
     resolve_teach_back,
 )
-from portal.consent.access import own_consent_or_404
+from portal.consent.access import audit_consent_read, own_consent_or_404
 from portal.consent.forms import TeachBackForm, answer_form
 from portal.consent.journey_models import Consent, ConsentStatus
 from portal.core.permissions import Role, roles_required
@@ -81,6 +81,7 @@ def teach_back(flag_id: int):
     if consent.therapist_id != current_user.id:
         abort(403)
     question = next(q for q in consent.questions if q.key == flag.question_key)
+    audit_consent_read(consent, "teach_back")
     form = TeachBackForm()
     if form.validate_on_submit():
         try:

@@ -15,3 +15,19 @@ def own_consent_or_404(consent_id: int) -> Consent:
     if consent is None or consent.patient_id != current_user.id:
         abort(404)
     return consent
+
+
+def audit_consent_read(consent: Consent, what: str) -> None:
+    """Staff reading a patient's answers, choices or questions is a sensitive read: audited
+    (and committed even when the page goes on to refuse a submitted form)."""
+    from portal.core import audit
+
+    audit.record(
+        db.session,
+        "consent.viewed",
+        actor=audit.Actor.of(current_user),
+        object_type="consent",
+        object_id=consent.id,
+        after={"page": what},
+    )
+    db.session.commit()

@@ -12,7 +12,7 @@ from portal.accounts.models import PURPOSE_NEW_ACCOUNT, Invitation, User
 from portal.comprehension.models import TeachBack
 from portal.comprehension.services import question_states
 from portal.consent import journey
-from portal.consent.access import own_consent_or_404
+from portal.consent.access import audit_consent_read, own_consent_or_404
 from portal.consent.forms import (
     AskQuestionForm,
     CountersignForm,
@@ -332,6 +332,7 @@ def offer(patient_id: int):
 @roles_required(Role.THERAPIST)
 def countersign(consent_id: int):
     consent = _their_consent(consent_id)
+    audit_consent_read(consent, "countersign")
     form = CountersignForm()
     if form.validate_on_submit():
         try:

@@ -315,3 +315,20 @@ def test_the_data_key_is_generated_once_outside_the_database(monkeypatch, tmp_pa
     first = create_app({"SECRET_KEY": "x"}).config["DATA_ENCRYPTION_KEY"]
     assert (tmp_path / "instance" / "data_key").stat().st_mode & 0o777 == 0o600
     assert create_app({"SECRET_KEY": "x"}).config["DATA_ENCRYPTION_KEY"] == first
+
+
+def test_staff_reads_of_a_patients_answers_are_audited(journey):
+    patient = journey.patient_client()
+    read_everything(patient, journey.consent_id)
+    answer_all(patient, journey.consent_id, "a")
+    choose(patient, journey.consent_id, "yes")
+    journey.past_cooling_off()
+    sign(patient, journey.consent_id, journey.patient.password)
+    therapist = journey.therapist_client()
+    assert therapist.get(f"/consent/team/{journey.consent_id}/countersign").status_code == 200
+    with journey.app.app_context():
+        viewed = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "consent.viewed")
+        ).one()
+        assert viewed.actor_id == journey.therapist.id
+        assert viewed.after == {"page": "countersign"}
