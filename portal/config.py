@@ -75,6 +75,11 @@ class DefaultConfig:
     PROXY_COUNT = 0
     LOG_LEVEL = "INFO"
 
+    # Signed checkpoints of the audit chain: an Ed25519 key outside the database (default:
+    # generated once into instance/checkpoint_key.pem) and an optional witness file elsewhere.
+    CHECKPOINT_KEY: str | None = None
+    AUDIT_WITNESS_FILE: str | None = None
+
     # Email for notifications: none by default (messages then wait in the portal's outbox).
     MAIL_SERVER: str | None = None
     MAIL_PORT = 25

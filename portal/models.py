@@ -4,7 +4,7 @@ from portal.accounts import models as accounts_models
 from portal.comprehension import models as comprehension_models
 from portal.consent import journey_models
 from portal.consent import models as consent_models
-from portal.core import audit
+from portal.core import audit, checkpoints
 from portal.incidents import models as incidents_models
 from portal.notifications import models as notifications_models
 from portal.records import models as records_models
@@ -12,6 +12,7 @@ from portal.records import models as records_models
 __all__ = [
     "accounts_models",
     "audit",
+    "checkpoints",
     "comprehension_models",
     "consent_models",
     "incidents_models",

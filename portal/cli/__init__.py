@@ -4,7 +4,17 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import accounts, audit, database, demo, documents, mail, operations, records
+    from portal.cli import (
+        accounts,
+        audit,
+        backups,
+        database,
+        demo,
+        documents,
+        mail,
+        operations,
+        records,
+    )
 
     for group in (
         database.db_group,
@@ -16,4 +26,5 @@ def register_commands(app: Flask) -> None:
         mail.mail_group,
     ):
         app.cli.add_command(group)
-    app.cli.add_command(operations.check_command)
+    for command in (operations.check_command, backups.backup_command, backups.restore_command):
+        app.cli.add_command(command)
