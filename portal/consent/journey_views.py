@@ -24,6 +24,7 @@ from portal.consent.forms import (
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
 from portal.consent.models import ConsentDocument
 from portal.consent.views import bp
+from portal.core.faults import fault_point
 from portal.core.forms import safe_next_url
 from portal.core.permissions import Role, roles_required
 from portal.extensions import db
@@ -355,6 +356,7 @@ def countersign(consent_id: int):
             target.errors = [*target.errors, str(exc)]
         else:
             db.session.commit()
+            fault_point("after_commit")
             flash(
                 _("Countersigned. %(name)s's consent is complete.", name=consent.patient.full_name),
                 "success",

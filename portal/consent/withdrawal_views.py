@@ -15,6 +15,7 @@ from portal.consent import withdrawal as service
 from portal.consent.access import own_consent_or_404
 from portal.consent.forms import ConfirmWithdrawalForm, StaffWithdrawalForm, WithdrawalForm
 from portal.consent.journey_models import Consent, Withdrawal, WithdrawalChannel, WithdrawalScope
+from portal.core.faults import fault_point
 from portal.core.permissions import PANEL_ROLES, Role, public, roles_required
 from portal.extensions import db
 from portal.records.models import Record
@@ -202,6 +203,7 @@ def _submit(consent: Consent, form, fallback, withdraw: Callable[[], Withdrawal]
         _show_error(form, exc, fallback=fallback)
         return None
     db.session.commit()
+    fault_point("after_commit")
     return redirect(url_for("withdrawal.receipt", withdrawal_id=withdrawal.id))
 
 

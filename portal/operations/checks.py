@@ -39,6 +39,8 @@ def problems(app: Flask) -> list[str]:
         )
     if not config.get("SESSION_COOKIE_SECURE"):
         found.append("session cookies are not Secure: serve over HTTPS with ENVIRONMENT=production")
+    if config.get("FAULT_POINT"):
+        found.append("FAULT_POINT is set: it crashes the server on purpose (tests only)")
     if not str(config.get("PORTAL_BASE_URL", "")).startswith("https://"):
         found.append("PORTAL_BASE_URL must be the https:// address people use")
     return found

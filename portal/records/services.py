@@ -13,6 +13,7 @@ from portal.accounts.models import User
 from portal.consent.journey_models import Consent, Withdrawal
 from portal.core import audit
 from portal.core.db import utcnow
+from portal.core.faults import fault_point
 from portal.core.permissions import PANEL_ROLES, Role
 from portal.records.models import Record, RecordKind
 from portal.records.render import (
@@ -26,6 +27,7 @@ from portal.records.seal import check_seal, seal
 
 def create_consent_record(session: Session, consent: Consent, actor: audit.Actor) -> Record:
     """Render, seal and store the record of a completed consent, in the caller's transaction."""
+    fault_point("before_pdf")
     uid, created_at = _new_uid(), utcnow()
     session.refresh(consent, ["signatures", "choices"])
     pdf = seal(render_consent_pdf(consent, record_data(consent, uid, created_at, session)))
@@ -46,6 +48,7 @@ def create_withdrawal_receipt(
     session: Session, withdrawal: Withdrawal, closed: list[int], actor: audit.Actor
 ) -> Record:
     """The sealed receipt of a withdrawal, in the same transaction as the withdrawal itself."""
+    fault_point("before_pdf")
     uid, created_at = _new_uid(), utcnow()
     data = withdrawal_data(withdrawal, uid, created_at, closed)
     pdf = seal(render_withdrawal_pdf(withdrawal, data))
@@ -71,6 +74,7 @@ def _store(session: Session, actor: audit.Actor, record: Record) -> Record:
     record.sha256 = hashlib.sha256(record.pdf).hexdigest()
     session.add(record)
     session.flush()
+    fault_point("after_pdf")  # sealed and written, not yet committed
     audit.record(
         session,
         "record.created",
