@@ -64,7 +64,27 @@ def _assign_request_id() -> None:
     request_id()
 
 
+def _refuse_nul_characters():
+    """A NUL character is never real input, and PostgreSQL cannot store one in text: refuse it
+    up front with a clear 400, instead of failing when saving."""
+    values = [*request.args.values(), *(request.form.values() if request.form else ())]
+    if any("\x00" in value for value in values):
+        from flask_babel import gettext as _
+
+        from portal.core.errors import render_error
+
+        return render_error(
+            400,
+            _(
+                "What you sent contains a hidden control character (NUL) that cannot be saved. "
+                "Go back, retype the text and try again; nothing already saved has been lost."
+            ),
+        )
+    return None
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_add_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
