@@ -68,3 +68,35 @@ def test_pages_are_served_in_welsh_when_chosen(client, users):
     patient = users[Role.PATIENT]
     client.login(patient.email, patient.password)
     assert "Allgofnodi" in client.get("/consent/").text
+
+
+def test_every_user_visible_string_is_marked_for_translation():
+    from portal.core.i18n_check import check_project
+
+    unmarked = check_project(Path(__file__).parents[2])
+    assert not unmarked, "not marked for translation:\n" + "\n".join(map(str, unmarked))
+
+
+def test_the_check_finds_a_string_left_unmarked(tmp_path):
+    from portal.core.i18n_check import check_project
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "portal" / "views").mkdir(parents=True)
+    (tmp_path / "templates" / "page.html").write_text(
+        '{% extends "base.html" %}\n'
+        "<h1>{{ _('Marked') }}</h1>\n"
+        "<p>Left in English</p>\n"
+        '<img src="x.png" alt="A picture">\n'
+        '{{ button({"text": "Save my work"}) }}\n'
+    )
+    (tmp_path / "portal" / "views" / "page.py").write_text(
+        'flash("Saved for you")\nflash(_("Fine"))\nname = StringField("Your name")\n'
+    )
+    found = {(item.path.split("/")[-1], item.line, item.text) for item in check_project(tmp_path)}
+    assert found == {
+        ("page.html", 3, "Left in English"),
+        ("page.html", 4, "A picture"),
+        ("page.html", 5, "Save my work"),
+        ("page.py", 1, "Saved for you"),
+        ("page.py", 3, "Your name"),
+    }
