@@ -49,7 +49,9 @@ def test_demo_data_loads_once_with_one_account_per_role(app, runner):
     result = runner.invoke(args=["demo", "load"])
     assert "not loaded" in result.output
     with app.app_context():
-        assert db.session.scalar(select(func.count(User.id))) == len(DEMO_ACCOUNTS) + 1
+        assert (
+            db.session.scalar(select(func.count(User.id))) == len(DEMO_ACCOUNTS) + 2
+        )  # and two more patients
         roles = set(db.session.scalars(select(User.role)))
         assert roles == {str(role) for role, *_ in DEMO_ACCOUNTS}
         assert verify_chain(db.session).intact
