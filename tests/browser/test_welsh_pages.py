@@ -41,3 +41,24 @@ def test_staff_pages_in_welsh(portal_page):
     portal_page.goto("/consent/documents/mdma-ptsd-trial/compare?from=1.0&to=1.1&language=cy")
     portal_page.goto("/concerns/")
     portal_page.goto("/notifications/")
+
+
+def test_therapist_and_administrator_pages_in_welsh(portal_page):
+    page = portal_page.page
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Cymraeg")
+    portal_page.sign_in(*ACCOUNTS[Role.THERAPIST])
+    assert page.locator("html").get_attribute("lang") == "cy"
+    portal_page.goto("/consent/team")
+    record = page.locator("a[href^='/withdraw/record/']").first.get_attribute("href")
+    portal_page.goto("/account/patients")
+    portal_page.goto("/account/patients/invite")
+    portal_page.goto(record)
+    with page.expect_navigation():  # nothing chosen: the errors, in Welsh
+        page.locator("main button.nhsuk-button").first.click()
+    portal_page.check_accessibility()
+    portal_page.goto("/notifications/")
+    portal_page.submit("Allgofnodi")
+    portal_page.sign_in(*ACCOUNTS[Role.ADMINISTRATOR])
+    portal_page.goto("/account/staff")
+    portal_page.goto("/notifications/outbox")
