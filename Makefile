@@ -18,7 +18,7 @@ PORT     ?= 5000
 APT_PACKAGES := chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
                 postgresql-15
 
-.PHONY: help setup system-packages run test lint format translations-update clean
+.PHONY: help setup system-packages run test bench lint format translations-update clean
 
 help:
 	@echo "make run   - set everything up, migrate, load demo data, serve on http://$(HOST):$(PORT)"
@@ -72,6 +72,12 @@ run: setup
 	PORTAL_ENVIRONMENT=development $(FLASK) docs import
 	PORTAL_ENVIRONMENT=development $(FLASK) demo load
 	PORTAL_ENVIRONMENT=development $(FLASK) run --host $(HOST) --port $(PORT)
+
+# Benchmarks print each figure against a baseline measured in the same run, and append a row
+# to bench/RESULTS.md. Not part of `make test`: they are slow and the machines are shared.
+bench: setup
+	cd bench && for script in $(sort $(filter-out common.py,$(notdir $(wildcard bench/*.py)))); do \
+	  ../$(BIN)/python $$script; done
 
 lint: $(STAMPS)/python
 	$(BIN)/ruff check portal tests

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import has_request_context
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, select
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core.db import Base, UTCDateTime, utcnow
@@ -96,8 +97,15 @@ def format_timestamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII needing no JSON escape
+
+
 def _text(value: str | None) -> str:
-    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return "null"
+    if _PLAIN.fullmatch(value):  # the common case, without the JSON encoder's overhead
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def canonical_event_bytes(
@@ -120,34 +128,62 @@ def canonical_event_bytes(
     before_json and after_json are already canonical JSON text, so they are embedded verbatim;
     this equals canonical_json() of the whole event object, only faster.
     """
-    parts = [
-        '{"action":',
-        _text(action),
-        ',"actor_id":',
-        "null" if actor_id is None else str(int(actor_id)),
-        ',"actor_role":',
-        _text(actor_role),
-        ',"after":',
-        "null" if after_json is None else after_json,
-        ',"before":',
-        "null" if before_json is None else before_json,
-        ',"object_id":',
-        _text(object_id),
-        ',"object_type":',
-        _text(object_type),
-        ',"occurred_at":',
-        _text(format_timestamp(occurred_at)),
-        ',"prev_hash":',
-        _text(prev_hash),
-        ',"reason":',
-        _text(reason),
-        ',"request_id":',
-        _text(request_id),
-        ',"seq":',
-        str(int(seq)),
-        "}",
-    ]
-    return "".join(parts).encode("utf-8")
+    return _canonical(
+        seq,
+        format_timestamp(occurred_at),
+        actor_id,
+        actor_role,
+        action,
+        object_type,
+        object_id,
+        reason,
+        before_json,
+        after_json,
+        request_id,
+        prev_hash,
+    )
+
+
+# The event object's keys in sorted order (docs/audit-chain.md), values filled in as JSON.
+_EVENT_TEMPLATE = (
+    '{"action":%s,"actor_id":%s,"actor_role":%s,"after":%s,"before":%s,"object_id":%s,'
+    '"object_type":%s,"occurred_at":%s,"prev_hash":%s,"reason":%s,"request_id":%s,"seq":%d}'
+)
+
+
+def _canonical(
+    seq: int,
+    occurred_text: str,
+    actor_id: int | None,
+    actor_role: str,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    reason: str | None,
+    before_json: str | None,
+    after_json: str | None,
+    request_id: str | None,
+    prev_hash: str,
+) -> bytes:
+    """The canonical bytes from the stored values, the time already formatted (verification
+    reads it as text, which saves parsing a million timestamps)."""
+    return (
+        _EVENT_TEMPLATE
+        % (
+            _text(action),
+            "null" if actor_id is None else int(actor_id),
+            _text(actor_role),
+            "null" if after_json is None else after_json,
+            "null" if before_json is None else before_json,
+            _text(object_id),
+            _text(object_type),
+            _text(occurred_text),
+            _text(prev_hash),
+            _text(reason),
+            _text(request_id),
+            int(seq),
+        )
+    ).encode("utf-8")
 
 
 def event_hash(**fields: Any) -> str:
@@ -241,37 +277,28 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-_VERIFY_COLUMNS = (
-    AuditEvent.seq,
-    AuditEvent.occurred_at,
-    AuditEvent.actor_id,
-    AuditEvent.actor_role,
-    AuditEvent.action,
-    AuditEvent.object_type,
-    AuditEvent.object_id,
-    AuditEvent.reason,
-    AuditEvent.before_json,
-    AuditEvent.after_json,
-    AuditEvent.request_id,
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
-)
-
-
-def _rows(session: Session, batch_size: int) -> Iterator[Any]:
-    """All events in sequence order, fetched in keyset-paginated batches."""
+def _rows(session: Session, batch_size: int) -> Iterator[tuple]:
+    """All events in sequence order, in keyset-paginated batches, as the driver returns them
+    (no per-value conversion: a million rows must verify in seconds)."""
+    query = text(
+        "SELECT seq, occurred_at, actor_id, actor_role, action, object_type, object_id, reason, "
+        "before_json, after_json, request_id, prev_hash, hash FROM audit_event "
+        "WHERE seq > :after ORDER BY seq LIMIT :size"
+    )
     last_seq = 0
     while True:
-        batch = session.execute(
-            select(*_VERIFY_COLUMNS)
-            .where(AuditEvent.seq > last_seq)
-            .order_by(AuditEvent.seq)
-            .limit(batch_size)
-        ).all()
+        batch = session.execute(query, {"after": last_seq, "size": batch_size}).all()
         if not batch:
             return
         yield from batch
-        last_seq = batch[-1].seq
+        last_seq = batch[-1][0]
+
+
+def _stored_time(value: Any) -> str:
+    """The stored time as canonical text: SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)."""
+    if isinstance(value, str):
+        return value.replace(" ", "T", 1) + "Z"
+    return format_timestamp(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
 
 
 def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
@@ -280,30 +307,30 @@ def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
     previous_hash = GENESIS_HASH
     hash_before_previous = None
     for row in _rows(session, batch_size):
-        if row.seq != expected_seq:
-            missing = min(row.seq, expected_seq)
+        seq, stored_prev, stored_hash = row[0], row[11], row[12]
+        if seq != expected_seq:
+            missing = min(seq, expected_seq)
             return ChainReport(
                 expected_seq - 1,
                 missing,
-                f"event {expected_seq} expected but event {row.seq} found "
+                f"event {expected_seq} expected but event {seq} found "
                 "(an event was deleted, inserted or renumbered)",
             )
-        if row.prev_hash != previous_hash:
-            if row.prev_hash == hash_before_previous:
+        if stored_prev != previous_hash:
+            if stored_prev == hash_before_previous:
                 # It links to the event before: the one in between was slipped in.
                 return ChainReport(
                     expected_seq - 2,
-                    row.seq - 1,
-                    f"event {row.seq - 1} was inserted (event {row.seq} links past it)",
+                    seq - 1,
+                    f"event {seq - 1} was inserted (event {seq} links past it)",
                 )
             return ChainReport(
-                expected_seq - 1, row.seq, f"event {row.seq} does not link to event {row.seq - 1}"
+                expected_seq - 1, seq, f"event {seq} does not link to event {seq - 1}"
             )
-        fields = row._asdict()
-        stored_hash = fields.pop("hash")
-        if event_hash(**fields) != stored_hash:
+        canonical = _canonical(seq, _stored_time(row[1]), *row[2:12])
+        if hashlib.sha256(canonical).hexdigest() != stored_hash:
             return ChainReport(
-                expected_seq - 1, row.seq, f"event {row.seq} was altered (its hash does not match)"
+                expected_seq - 1, seq, f"event {seq} was altered (its hash does not match)"
             )
         hash_before_previous, previous_hash = previous_hash, stored_hash
         expected_seq += 1
