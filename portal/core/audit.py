@@ -113,40 +113,14 @@ def _text(value: str | None) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def canonical_event_bytes(
-    *,
-    seq: int,
-    occurred_at: dt.datetime,
-    actor_id: int | None,
-    actor_role: str,
-    action: str,
-    object_type: str | None,
-    object_id: str | None,
-    reason: str | None,
-    before_json: str | None,
-    after_json: str | None,
-    request_id: str | None,
-    prev_hash: str,
-) -> bytes:
+def canonical_event_bytes(*, occurred_at: dt.datetime, **fields: Any) -> bytes:
     """The exact bytes hashed for an event (keys in sorted order, as docs/audit-chain.md says).
 
-    before_json and after_json are already canonical JSON text, so they are embedded verbatim;
-    this equals canonical_json() of the whole event object, only faster.
+    `fields` are the event's other stored columns, named as in `_canonical`. before_json and
+    after_json are already canonical JSON text, so they are embedded verbatim; this equals
+    canonical_json() of the whole event object, only faster.
     """
-    return _canonical(
-        seq,
-        format_timestamp(occurred_at),
-        actor_id,
-        actor_role,
-        action,
-        object_type,
-        object_id,
-        reason,
-        before_json,
-        after_json,
-        request_id,
-        prev_hash,
-    )
+    return _canonical(occurred_text=format_timestamp(occurred_at), **fields)
 
 
 # The event object's keys in sorted order (docs/audit-chain.md), values filled in as JSON.
