@@ -56,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.operations.health import bp as operations_bp
     from portal.oversight.views import bp as oversight_bp
     from portal.records.views import bp as records_bp
+    from portal.review import panel_views  # noqa: F401  (its routes join the review blueprint)
     from portal.review.views import bp as review_bp
 
     auth.init_app(app)

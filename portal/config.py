@@ -69,6 +69,12 @@ class DefaultConfig:
     # evidence uploads are PDF, PNG or JPEG up to this size.
     TRIAGE_TARGET_HOURS = 48
     EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
+    # Ethics review. Quorum: the UK rule (SI 2004/1031 Sch 2) unless a panel sets its own.
+    QUORUM_MEMBERS = 7  # non-conflicted members present
+    QUORUM_LAY = 1
+    QUORUM_EXPERT = 1
+    REVIEW_TARGET_DAYS = 60
+    PROTOCOL_MAX_BYTES = 10 * 1024 * 1024
 
     # How many proxies (a TLS-terminating load balancer) sit in front of the app and set
     # X-Forwarded-For/-Proto/-Host; 0 trusts none of these headers.

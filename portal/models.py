@@ -8,6 +8,7 @@ from portal.core import audit, checkpoints
 from portal.incidents import models as incidents_models
 from portal.notifications import models as notifications_models
 from portal.records import models as records_models
+from portal.review import models as review_models
 
 __all__ = [
     "accounts_models",
@@ -19,4 +20,5 @@ __all__ = [
     "journey_models",
     "notifications_models",
     "records_models",
+    "review_models",
 ]

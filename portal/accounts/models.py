@@ -52,12 +52,18 @@ class User(Base):
     totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     totp_last_counter: Mapped[int | None] = mapped_column(BigInteger)
+    # Ethics panel members are lay or expert members (quorum needs one of each).
+    panel_membership: Mapped[str | None] = mapped_column(String(8))
 
     invited_by: Mapped[User | None] = relationship(remote_side=[id])
 
     __table_args__ = (
         CheckConstraint(f"role IN ({_ROLE_LIST})", name="role_known"),
         CheckConstraint("locale IN ('en_GB', 'cy')", name="locale_known"),
+        CheckConstraint(
+            "panel_membership IS NULL OR panel_membership IN ('lay', 'expert')",
+            name="panel_membership_known",
+        ),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
     )
 

@@ -352,9 +352,10 @@ def withdraw_version(session: Session, version: DocumentVersion, actor: User, re
 
 
 def _require_administrator(actor: User) -> None:
-    # Until the ethics review area exists, approval is an administrator's recorded act.
-    if actor.role != Role.ADMINISTRATOR or not actor.active:
-        raise DocumentError(f"{actor.email} is not an active administrator")
+    # The panel chair acts through a recorded opinion (portal/review); an administrator can
+    # record an approval given outside the portal (`flask docs approve`).
+    if actor.role not in (Role.ADMINISTRATOR, Role.PANEL_CHAIR) or not actor.active:
+        raise DocumentError(f"{actor.email} is not an active administrator or panel chair")
 
 
 # --- what patients are offered ------------------------------------------------------------------

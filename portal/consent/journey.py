@@ -66,6 +66,8 @@ def offer(session: Session, therapist: User, patient: User, document: ConsentDoc
     version = document.active_version
     if version is None:
         raise JourneyError(_("This document has no version in use"))
+    if _study_paused(session, version):
+        raise JourneyError(_paused_message())
     text = _text_for(version, LOCALE_TO_DOCUMENT_LANGUAGE.get(patient.locale, "en-GB"))
     existing = session.scalar(
         select(Consent).where(
@@ -238,6 +240,8 @@ def readiness(session: Session, consent: Consent, now: dt.datetime | None = None
                 "team will offer you the current one."
             )
         )
+    if _study_paused(session, consent.version):
+        return Readiness(_paused_message())
     if consent.reading_completed_at is None:
         return Readiness(_("Read every section first"))
     states = question_states(session, consent)
@@ -420,6 +424,8 @@ def countersign(
     if consent.therapist_id != therapist.id:
         raise JourneyError(_("Only the therapist taking this consent can countersign it"))
     _require_available(session, therapist)
+    if _study_paused(session, consent.version):
+        raise JourneyError(_paused_message())
     participant = consent.signature_of(SignerRole.PARTICIPANT)
     if consent.status == ConsentStatus.COMPLETE:
         raise AlreadySigned(_("This consent has already been countersigned"))
@@ -497,6 +503,20 @@ def _require_available(session: Session, therapist: User) -> None:
                 "The ethics panel will contact you."
             )
         )
+
+
+def _paused_message() -> str:
+    return _(
+        "The ethics panel has suspended or stopped this study, so no new consent can be "
+        "given. You can still read your records and withdraw. Your study team will contact you."
+    )
+
+
+def _study_paused(session: Session, version: DocumentVersion) -> bool:
+    """Suspended or terminated by the ethics panel: no new consent is taken or completed."""
+    from portal.review.services import blocking_protocol
+
+    return blocking_protocol(session, version) is not None
 
 
 def _require_open(consent: Consent) -> None:

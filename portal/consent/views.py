@@ -61,7 +61,6 @@ def documents():
     return render_template(
         "consent/documents.html",
         documents=found,
-        previous_approved_version=previous_approved_version,
     )
 
 

@@ -68,6 +68,24 @@ KINDS: dict[str, MessageKind] = {
             "Sign in to the portal to see it."
         ),
     ),
+    "review_submitted": MessageKind(
+        _l("Consent & Ethics Portal: a new submission for ethics review"),
+        _l("A protocol or modification has been submitted. Sign in to the portal to see it."),
+    ),
+    "review_assigned": MessageKind(
+        _l("Consent & Ethics Portal: you have been asked to review a submission"),
+        _l(
+            "The chair has asked you to review a submission. Sign in to the portal to declare "
+            "your interests and read it."
+        ),
+    ),
+    "review_opinion": MessageKind(
+        _l("Consent & Ethics Portal: the ethics panel has given its opinion"),
+        _l(
+            "The ethics panel has recorded its opinion on your submission. Sign in to the "
+            "portal to read the decision letter."
+        ),
+    ),
     "incident_outcome": MessageKind(
         _l("Consent & Ethics Portal: an update on the concern you reported"),
         _l(

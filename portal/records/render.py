@@ -136,13 +136,25 @@ def render_withdrawal_pdf(withdrawal: Withdrawal, data: dict[str, Any]) -> bytes
 def _render(
     template: str, consent: Consent, data: dict[str, Any], description: str, **context: Any
 ) -> bytes:
-    """A PDF/A-3b in the consent's language, its data attached as JSON, nothing fetched."""
+    """A PDF/A-3b in the consent's language."""
     locale = DOCUMENT_LANGUAGES.get(consent.text.language, "en_GB")
+    return render_pdf(template, locale, data, description, consent=consent, **context)
+
+
+def render_pdf(
+    template: str,
+    locale: str,
+    data: dict[str, Any],
+    description: str,
+    attachment_name: str = ATTACHMENT_NAME,
+    **context: Any,
+) -> bytes:
+    """A PDF/A-3b rendered in `locale`, its data attached as JSON, nothing fetched."""
     with force_locale(locale):
-        html = render_template(template, consent=consent, data=data, **context)
+        html = render_template(template, data=data, **context)
     attachment = Attachment(
         string=json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True),
-        name=ATTACHMENT_NAME,
+        name=attachment_name,
         description=description,
         relationship="Data",
     )

@@ -107,7 +107,7 @@ def uses_generated_identity() -> bool:
     return not (config.get("RECORD_SIGNING_KEY") and config.get("RECORD_SIGNING_CERT"))
 
 
-def seal(pdf: bytes) -> bytes:
+def seal(pdf: bytes, reason: str = "Consent record sealed by the Consent & Ethics Portal") -> bytes:
     """Sign the PDF (PAdES B-B, SHA-256) as the portal."""
     signer = load_signer()
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
@@ -115,7 +115,7 @@ def seal(pdf: bytes) -> bytes:
         field_name=SIGNATURE_FIELD,
         md_algorithm="sha256",
         subfilter=fields.SigSeedSubFilter.PADES,
-        reason="Consent record sealed by the Consent & Ethics Portal",
+        reason=reason,
     )
     output = _run(lambda: signers.async_sign_pdf(writer, metadata, signer=signer))
     return output.getvalue()

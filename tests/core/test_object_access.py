@@ -37,6 +37,11 @@ NOT_PERSONAL = {
     "consent.document_version",
     "consent.compare",
     "consent.redline",
+    # Panel meetings belong to the whole panel; only the chair changes them (role-checked).
+    "review.meeting",
+    "review.add_agenda_item",
+    "review.add_attendance",
+    "review.close_meeting",
 }
 
 
@@ -164,7 +169,67 @@ def _build_world(tmp_path_factory, sqlite_template) -> World:
                 ).all()
             ),
         )
+    _add_reviews(world)
     return world
+
+
+def _add_reviews(world: World) -> None:
+    """Two investigators with a protocol each. The member is named on the second (recused);
+    the chair declared a conflict on it. The first has a decision letter; the second was on a
+    meeting whose minutes are sealed."""
+    import io
+
+    from portal.review.models import PanelMeeting, PanelPaper, Protocol, Submission
+
+    app = world.app
+    app.config.update(QUORUM_MEMBERS=1, QUORUM_LAY=0, QUORUM_EXPERT=0)
+    world.accounts["investigator2"] = create_account(
+        app, Role.INVESTIGATOR, "investigator2@example.org"
+    )
+    for n, who in enumerate(("investigator", "investigator2"), start=1):
+        response = world.client(who).post(
+            "/review/protocols/new",
+            {
+                "title": f"Protocol {n}",
+                "reference": f"IRAS {n}",
+                "chief_investigator": "Dr Someone",
+                "sites": "A clinic",
+                "team_emails": "member@example.org" if n == 2 else "",
+                "summary": "A study.",
+                "protocol_file": (io.BytesIO(b"%PDF-1.4 protocol"), "protocol.pdf"),
+            },
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 302, response.text
+    with app.app_context():
+        p1, p2 = db.session.scalars(select(Protocol.id).order_by(Protocol.id)).all()
+        s1, s2 = db.session.scalars(select(Submission.id).order_by(Submission.id)).all()
+    member, chair = world.client("member"), world.client("chair")
+    assert (
+        member.post(f"/review/panel/submissions/{s1}/declare", {"conflict": "no"}).status_code
+        == 302
+    )
+    assert member.post(f"/review/panel/submissions/{s1}/vote", {"choice": "for"}).status_code == 302
+    assert (
+        chair.post(f"/review/panel/submissions/{s1}/declare", {"conflict": "no"}).status_code == 302
+    )
+    response = chair.post(
+        f"/review/panel/submissions/{s1}/opinion",
+        {"category": "provisional", "reasons": "Tell us more."},
+    )
+    assert response.status_code == 302, response.text
+    response = chair.post(
+        f"/review/panel/submissions/{s2}/declare", {"conflict": "yes", "details": "A relative."}
+    )
+    assert response.status_code == 302
+    chair.post("/review/meetings", {"title": "November", "day": "1", "month": "11", "year": "2026"})
+    with app.app_context():
+        meeting_id = db.session.scalar(select(PanelMeeting.id))
+    chair.post(f"/review/meetings/{meeting_id}/agenda", {"submission_id": str(s2)})
+    assert chair.post(f"/review/meetings/{meeting_id}/close", {}).status_code == 302
+    with app.app_context():
+        papers = dict(db.session.execute(select(PanelPaper.kind, PanelPaper.uid)).all())
+    world.ids.update(protocols=(p1, p2), submissions=(s1, s2), meeting=meeting_id, papers=papers)
 
 
 @pytest.fixture(scope="module")
@@ -373,6 +438,96 @@ OBJECTS.update(
         ],
     }
 )
+
+
+def _p(w: World, n: int) -> int:
+    return w.ids["protocols"][n]
+
+
+def _s(w: World, n: int) -> int:
+    return w.ids["submissions"][n]
+
+
+OBJECTS.update(
+    {
+        "review.protocol": [
+            (
+                "investigator",
+                lambda w: f"/review/protocols/{_p(w, 0)}",
+                lambda w: f"/review/protocols/{_p(w, 1)}",
+            ),
+            ("member", lambda w: f"/review/protocols/{_p(w, 1)}", lambda w: None),
+        ],
+        "review.modify": [
+            (
+                "investigator",
+                lambda w: f"/review/protocols/{_p(w, 0)}/modify",
+                lambda w: f"/review/protocols/{_p(w, 1)}/modify",
+            ),
+        ],
+        "review.submission": [
+            (
+                "investigator",
+                lambda w: f"/review/submissions/{_s(w, 0)}",
+                lambda w: f"/review/submissions/{_s(w, 1)}",
+            ),
+        ],
+        "review.respond": [
+            ("investigator", lambda w: None, lambda w: f"/review/submissions/{_s(w, 1)}/respond"),
+        ],
+        "review.protocol_file": [
+            (
+                "investigator",
+                lambda w: f"/review/submissions/{_s(w, 0)}/protocol.pdf",
+                lambda w: f"/review/submissions/{_s(w, 1)}/protocol.pdf",
+            ),
+            ("member", lambda w: f"/review/submissions/{_s(w, 1)}/protocol.pdf", lambda w: None),
+        ],
+        "review.paper": [
+            (
+                "investigator",
+                lambda w: f"/review/papers/{w.ids['papers']['decision_letter']}.pdf",
+                lambda w: f"/review/papers/{w.ids['papers']['minutes']}.pdf",
+            ),
+            (
+                "investigator2",
+                lambda w: f"/review/papers/{w.ids['papers']['minutes']}.pdf",
+                lambda w: f"/review/papers/{w.ids['papers']['decision_letter']}.pdf",
+            ),
+        ],
+        # Every panel member may read a submission; the recused see no discussion (tested in
+        # tests/review). The investigator is refused the panel's pages.
+        "review.panel_submission": [
+            ("member", lambda w: f"/review/panel/submissions/{_s(w, 1)}", lambda w: None),
+            ("investigator", lambda w: None, lambda w: f"/review/panel/submissions/{_s(w, 0)}"),
+        ],
+        "review.condition_met": [
+            ("chair", lambda w: None, lambda w: "/review/panel/conditions/2147483000/met"),
+        ],
+        "review.protocol_status": [
+            ("chair", lambda w: None, lambda w: f"/review/protocols/{_p(w, 1)}/status"),
+        ],
+    }
+)
+# Steps in a review: refused to the member named on the second protocol, and to the chair
+# who declared a conflict in it.
+for endpoint, suffix in {
+    "review.declare": "declare",
+    "review.comment": "comment",
+    "review.vote": "vote",
+    "review.assign": "assign",
+    "review.opinion": "opinion",
+}.items():
+    who = "member" if endpoint in ("review.declare", "review.comment", "review.vote") else "chair"
+    OBJECTS[endpoint] = [
+        (
+            who,
+            lambda w: None,
+            lambda w, suffix=suffix: f"/review/panel/submissions/{_s(w, 1)}/{suffix}",
+        )
+    ]
+
+
 # Panel-only steps on a concern: the member with a conflict is refused on the second one.
 for endpoint, suffix in {
     "incidents.triage": "triage",

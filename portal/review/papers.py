@@ -1,0 +1,235 @@
+"""The panel's paper trail: a decision letter for each opinion and minutes for each meeting,
+rendered by WeasyPrint, sealed like consent records, stored once and verifiable by anyone."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import User
+from portal.core import audit
+from portal.core.audit import format_timestamp
+from portal.core.db import utcnow
+from portal.core.permissions import PANEL_ROLES
+from portal.records.render import render_pdf
+from portal.records.seal import seal
+from portal.review.models import (
+    MeetingItem,
+    Opinion,
+    PanelMeeting,
+    PanelPaper,
+    PaperKind,
+    Submission,
+)
+from portal.review.services import clock, recusal, votes
+
+PANEL_LOCALE = "en_GB"
+
+
+def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Actor) -> PanelPaper:
+    submission = opinion.submission
+    uid, created_at = _new_uid(), utcnow()
+    data = {
+        "paper_id": uid,
+        "kind": PaperKind.DECISION_LETTER.value,
+        "created_at": format_timestamp(created_at),
+        "protocol": _protocol_data(submission),
+        "submission": {
+            "reference": submission.reference,
+            "kind": submission.kind,
+            "submitted_at": format_timestamp(submission.submitted_at),
+            "round": opinion.round,
+            "protocol_file_sha256": submission.file_sha256,
+        },
+        "opinion": {
+            "category": opinion.category,
+            "reasons": opinion.reasons,
+            "conditions": [c.text for c in opinion.conditions],
+            "votes": {
+                "for": opinion.votes_for,
+                "against": opinion.votes_against,
+                "abstain": opinion.votes_abstain,
+            },
+            "present": opinion.present,
+            "meeting_id": opinion.meeting_id,
+            "recorded_at": format_timestamp(opinion.recorded_at),
+            "recorded_by": opinion.recorded_by.full_name,
+        },
+        "consent_versions": [
+            {
+                "document": s.version.document.slug,
+                "version": s.version.version,
+                "status": s.version.status,
+                "material_change": s.version.material_change,
+            }
+            for s in submission.versions
+        ],
+        "days_on_clock": clock(submission, opinion.recorded_at).days,
+    }
+    pdf = render_pdf(
+        "pdf/decision_letter.html",
+        PANEL_LOCALE,
+        data,
+        "The decision letter's data (JSON)",
+        attachment_name="decision-letter.json",
+        opinion=opinion,
+        submission=submission,
+    )
+    paper = PanelPaper(
+        uid=uid,
+        kind=PaperKind.DECISION_LETTER.value,
+        opinion_id=opinion.id,
+        created_at=created_at,
+        pdf=seal(pdf, reason="Decision letter sealed by the Consent & Ethics Portal"),
+    )
+    return _store(session, paper, actor)
+
+
+def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) -> PanelPaper:
+    uid, created_at = _new_uid(), utcnow()
+    items = [_minuted_item(session, meeting, item) for item in meeting.items]
+    data = {
+        "paper_id": uid,
+        "kind": PaperKind.MINUTES.value,
+        "created_at": format_timestamp(created_at),
+        "meeting": {
+            "id": meeting.id,
+            "title": meeting.title,
+            "held_on": meeting.held_on.isoformat(),
+            "attendance": [
+                {"name": a.member.full_name, "membership": a.member.panel_membership}
+                for a in meeting.attendance
+            ],
+        },
+        "items": items,
+    }
+    pdf = render_pdf(
+        "pdf/minutes.html",
+        PANEL_LOCALE,
+        data,
+        "The minutes' data (JSON)",
+        attachment_name="minutes.json",
+        meeting=meeting,
+    )
+    paper = PanelPaper(
+        uid=uid,
+        kind=PaperKind.MINUTES.value,
+        meeting_id=meeting.id,
+        created_at=created_at,
+        pdf=seal(pdf, reason="Minutes sealed by the Consent & Ethics Portal"),
+    )
+    return _store(session, paper, actor)
+
+
+def _minuted_item(session: Session, meeting: PanelMeeting, item: MeetingItem) -> dict[str, Any]:
+    submission = item.submission
+    opinion = next((o for o in submission.opinions if o.meeting_id == meeting.id), None)
+    cast = [
+        v
+        for v in votes(session, submission, opinion.round if opinion else None)
+        if v.meeting_id == meeting.id
+    ]
+    recusals = []
+    for attendee in meeting.attendance:
+        why = recusal(submission, attendee.member)
+        if why is not None:
+            recusals.append({"name": attendee.member.full_name, "why": why.value})
+    return {
+        "submission": submission.reference,
+        "protocol": _protocol_data(submission),
+        "kind": submission.kind,
+        "declarations": [
+            {
+                "name": d.member.full_name,
+                "has_conflict": d.has_conflict,
+                "details": d.details,
+            }
+            for d in submission.declarations
+        ],
+        "recusals": recusals,
+        "votes": {c: sum(v.choice == c for v in cast) for c in ("for", "against", "abstain")},
+        "opinion": (
+            {
+                "category": opinion.category,
+                "reasons": opinion.reasons,
+                "conditions": [c.text for c in opinion.conditions],
+            }
+            if opinion
+            else None
+        ),
+    }
+
+
+def _protocol_data(submission: Submission) -> dict[str, Any]:
+    protocol = submission.protocol
+    return {
+        "reference": protocol.reference,
+        "title": protocol.title,
+        "chief_investigator": protocol.chief_investigator,
+        "sites": protocol.site_list,
+    }
+
+
+def _new_uid() -> str:
+    return "P" + secrets.token_hex(8).upper()
+
+
+def _store(session: Session, paper: PanelPaper, actor: audit.Actor) -> PanelPaper:
+    paper.sha256 = hashlib.sha256(paper.pdf).hexdigest()
+    session.add(paper)
+    session.flush()
+    audit.record(
+        session,
+        "panel_paper.created",
+        actor=actor,
+        object_type="panel_paper",
+        object_id=paper.uid,
+        after={
+            "kind": paper.kind,
+            "opinion_id": paper.opinion_id,
+            "meeting_id": paper.meeting_id,
+            "sha256": paper.sha256,
+        },
+    )
+    return paper
+
+
+# --- who may download ---------------------------------------------------------------------------
+
+
+def can_download(session: Session, user: User, paper: PanelPaper) -> bool:
+    """The panel, and the investigator whose submission the paper is about."""
+    if user.role in PANEL_ROLES:
+        return True
+    if paper.opinion_id is not None:
+        opinion = session.get(Opinion, paper.opinion_id)
+        return opinion is not None and opinion.submission.submitted_by_id == user.id
+    submitted_by = session.scalars(
+        select(Submission.submitted_by_id)
+        .join(MeetingItem, MeetingItem.submission_id == Submission.id)
+        .where(MeetingItem.meeting_id == paper.meeting_id)
+    ).all()
+    return user.id in submitted_by
+
+
+def paper_for_opinion(session: Session, opinion: Opinion) -> PanelPaper | None:
+    return session.scalar(select(PanelPaper).where(PanelPaper.opinion_id == opinion.id))
+
+
+def paper_for_meeting(session: Session, meeting: PanelMeeting) -> PanelPaper | None:
+    return session.scalar(select(PanelPaper).where(PanelPaper.meeting_id == meeting.id))
+
+
+def record_download(session: Session, user: User, paper: PanelPaper) -> None:
+    audit.record(
+        session,
+        "panel_paper.downloaded",
+        actor=audit.Actor.of(user),
+        object_type="panel_paper",
+        object_id=paper.uid,
+        after={"sha256": paper.sha256},
+    )
