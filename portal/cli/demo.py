@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from portal.accounts.models import User
 from portal.accounts.services import create_user
 from portal.comprehension.services import answer
-from portal.consent.documents import activate_version, approve_version, submit_version
+from portal.consent.documents import submit_version
 from portal.consent.journey import (
     countersign,
     leave_section,
@@ -37,6 +37,17 @@ DEMO_ACCOUNTS = [
     (Role.PANEL_MEMBER, "panel@example.org", "Gareth Jones", "demo-panel-pass"),
     (Role.PANEL_CHAIR, "chair@example.org", "Dr Helen Price", "demo-chair-pass"),
 ]
+# The rest of the ethics panel, so that the UK quorum (7 non-conflicted members, lay and
+# expert) can be met; they share the panel member's password.
+DEMO_PANEL = [
+    ("lay", "panel2@example.org", "Mair Williams"),
+    ("expert", "panel3@example.org", "Dr Tomasz Nowak"),
+    ("expert", "panel4@example.org", "Dr Aisha Rahman"),
+    ("lay", "panel5@example.org", "Owen Davies"),
+    ("expert", "panel6@example.org", "Prof Linda Okafor"),
+    ("expert", "panel7@example.org", "Dr Sean Murphy"),
+]
+DEMO_PROTOCOL_REFERENCE = "IRAS 330001"
 # A second patient whose consent is complete, so that a sealed record exists from the start.
 DEMO_CONSENTED_PATIENT = ("consented@example.org", "Alex Rivera", "demo-consented-pass")
 # A third patient who has signed, so that the therapist has a consent to countersign.
@@ -69,6 +80,8 @@ def load_demo_accounts(session) -> int:
             _enrol_demo_second_factor(session, user)
     session.flush()
     _advance_demo_documents(session, created[Role.ADMINISTRATOR])
+    panel = [created[Role.PANEL_CHAIR], created[Role.PANEL_MEMBER], *_demo_panel(session)]
+    _demo_review(session, created[Role.INVESTIGATOR], panel)
     _offer_demo_consents(session, created[Role.THERAPIST], created[Role.PATIENT])
     for account, countersigned in ((DEMO_CONSENTED_PATIENT, True), (DEMO_SIGNED_PATIENT, False)):
         email, name, password = account
@@ -84,7 +97,90 @@ def load_demo_accounts(session) -> int:
         patient.invited_by_id = created[Role.THERAPIST].id
         session.flush()
         _sign_demo_consents(session, created[Role.THERAPIST], patient, password, countersigned)
-    return len(created) + 2
+    return len(created) + 2 + len(DEMO_PANEL)
+
+
+def _demo_panel(session) -> list[User]:
+    password = next(p for r, _e, _n, p in DEMO_ACCOUNTS if r == Role.PANEL_MEMBER)
+    members = []
+    for membership, email, name in DEMO_PANEL:
+        member = create_user(
+            session,
+            email=email,
+            full_name=name,
+            role=Role.PANEL_MEMBER,
+            password=password,
+            actor=audit.SYSTEM,
+            reason="demo data",
+        )
+        member.panel_membership = membership
+        _enrol_demo_second_factor(session, member)
+        members.append(member)
+    return members
+
+
+def _demo_review(session, investigator: User, panel: list[User]) -> None:
+    """The trial's protocol and first consent versions, approved through the real review
+    steps (so they are in use); a substantial modification carrying the later versions waits
+    for the panel, as on a site mid-study."""
+    from weasyprint import HTML
+
+    from portal.review import services as review
+
+    chair, member = panel[0], panel[1]
+    first_versions = [
+        d.versions[0].id
+        for d in session.scalars(select(ConsentDocument))
+        if d.versions and d.versions[0].status == VersionStatus.SUBMITTED
+    ]
+    chair.panel_membership, member.panel_membership = "expert", "lay"
+    protocol_pdf = HTML(
+        string="<h1>MDMA-assisted therapy for PTSD: UK trial protocol</h1>"
+        "<p>Demonstration protocol document.</p>"
+    ).write_pdf()
+    initial = review.submit_protocol(
+        session,
+        investigator,
+        review.Application(
+            kind="initial",
+            summary="A randomised trial of MDMA-assisted therapy for adults with PTSD.",
+            upload=review.Upload("protocol-v3.pdf", protocol_pdf),
+            version_ids=first_versions,
+            reference=DEMO_PROTOCOL_REFERENCE,
+            title="MDMA-assisted therapy for PTSD: UK trial",
+            sites="St Elsewhere Hospital, London\nCardiff Trauma Clinic",
+            chief_investigator=investigator.full_name,
+            team_emails=investigator.email,
+        ),
+    )
+    for person in panel:
+        review.declare_interests(session, person, initial, False, "")
+        review.cast_vote(session, person, initial, "for")
+    review.record_opinion(
+        session,
+        chair,
+        initial,
+        review.OpinionDecision(
+            category="favourable",
+            reasons="The design, consent process and safeguards are sound (demo data).",
+            conditions=[],
+            material={},
+        ),
+    )
+    pending = [v.id for v in review.versions_to_submit(session)]
+    if pending:
+        review.submit_modification(
+            session,
+            investigator,
+            initial.protocol,
+            review.Application(
+                kind="substantial",
+                summary="Adds a new safety finding (overheating and trouble sleeping) to the "
+                "information sheet, and keeps recordings for 10 years instead of 5.",
+                upload=None,
+                version_ids=pending,
+            ),
+        )
 
 
 def _offer_demo_consents(session, therapist: User, patient: User) -> None:
@@ -154,24 +250,14 @@ def _enrol_demo_second_factor(session, user: User) -> None:
 
 
 def _advance_demo_documents(session, admin: User) -> None:
-    """Put the trial's v1.0 in use and v1.1 before the panel, as on a site mid-study."""
+    """Send every imported draft to the panel (the demo review then approves the first)."""
     for document in session.scalars(select(ConsentDocument)):
-        drafts = [v for v in document.versions if v.status == VersionStatus.DRAFT]
-        for position, version in enumerate(drafts):
+        for version in [v for v in document.versions if v.status == VersionStatus.DRAFT]:
             try:
                 submit_version(session, version, admin)
             except DocumentError as exc:  # e.g. a translation still missing: leave it a draft
                 click.echo(f"Left {version.label} as a draft: {exc}", err=True)
                 break
-            if position == 0:
-                approve_version(
-                    session,
-                    version,
-                    admin,
-                    material_change=None,
-                    reference="demo data: approved for the demonstration",
-                )
-                activate_version(session, version, admin)
 
 
 @click.group("demo", help="Demonstration data.", cls=AppGroup)

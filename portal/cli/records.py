@@ -62,9 +62,9 @@ def verify_command(path: Path) -> None:
 
     verdict = verify_file(db.session, path.read_bytes())
     if verdict.outcome == "genuine":
-        click.echo(
-            f"Genuine: record {verdict.record.uid}, sealed {verdict.record.created_at.isoformat()}."
-        )
+        found = verdict.record or verdict.paper
+        what = "record" if verdict.record else verdict.paper.kind.replace("_", " ")
+        click.echo(f"Genuine: {what} {found.uid}, sealed {found.created_at.isoformat()}.")
         return
     label = "Not a PDF" if verdict.outcome == "not_pdf" else "Altered or not sealed by this portal"
     click.echo(f"{label}: {verdict.reason}.", err=True)

@@ -119,6 +119,7 @@ class Verdict:
     outcome: str  # "genuine", "altered" or "not_pdf"
     record: Record | None = None
     reason: str | None = None
+    paper: object | None = None  # a panel's decision letter or minutes (portal.review)
 
 
 def verify_file(session: Session, data: bytes) -> Verdict:
@@ -127,10 +128,16 @@ def verify_file(session: Session, data: bytes) -> Verdict:
         return Verdict("not_pdf", reason=check.problem)
     if not check.sealed_by_portal:
         return Verdict("altered", reason=check.problem)
-    record = session.scalar(select(Record).where(Record.sha256 == hashlib.sha256(data).hexdigest()))
-    if record is None:
-        return Verdict("altered", reason="sealed by this portal's key but not a stored record")
-    return Verdict("genuine", record=record)
+    digest = hashlib.sha256(data).hexdigest()
+    record = session.scalar(select(Record).where(Record.sha256 == digest))
+    if record is not None:
+        return Verdict("genuine", record=record)
+    from portal.review.models import PanelPaper
+
+    paper = session.scalar(select(PanelPaper).where(PanelPaper.sha256 == digest))
+    if paper is not None:
+        return Verdict("genuine", paper=paper)
+    return Verdict("altered", reason="sealed by this portal's key but not a stored record")
 
 
 def records_of(session: Session, consent: Consent) -> list[Record]:
