@@ -12,6 +12,7 @@ from portal.core.permissions import Role
 
 _DOCUMENTS = ("consent.documents", _l("Consent documents"))
 _CONCERNS = ("incidents.panel", _l("Concerns"))
+_REVIEW = ("review.panel", _l("Ethics review"))
 _MENU: dict[Role, list[tuple[str, object]]] = {
     Role.PATIENT: [("consent.home", _l("Your consent"))],
     Role.THERAPIST: [
@@ -21,8 +22,8 @@ _MENU: dict[Role, list[tuple[str, object]]] = {
         _DOCUMENTS,
     ],
     Role.INVESTIGATOR: [("review.home", _l("Submissions")), _DOCUMENTS],
-    Role.PANEL_MEMBER: [("oversight.home", _l("Oversight")), _CONCERNS, _DOCUMENTS],
-    Role.PANEL_CHAIR: [("oversight.home", _l("Oversight")), _CONCERNS, _DOCUMENTS],
+    Role.PANEL_MEMBER: [("oversight.home", _l("Oversight")), _REVIEW, _CONCERNS, _DOCUMENTS],
+    Role.PANEL_CHAIR: [("oversight.home", _l("Oversight")), _REVIEW, _CONCERNS, _DOCUMENTS],
     Role.ADMINISTRATOR: [
         ("accounts.staff", _l("Staff accounts")),
         ("accounts.invite_staff", _l("Invite staff")),

@@ -28,6 +28,7 @@ from portal.review.models import (
 from portal.review.services import clock, recusal, votes
 
 PANEL_LOCALE = "en_GB"
+PANEL_LANGUAGE = "en-GB"  # the panel works in English; its pages are offered in Welsh too
 
 
 def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Actor) -> PanelPaper:
@@ -78,6 +79,7 @@ def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Acto
         attachment_name="decision-letter.json",
         opinion=opinion,
         submission=submission,
+        paper_language=PANEL_LANGUAGE,
     )
     paper = PanelPaper(
         uid=uid,
@@ -114,6 +116,7 @@ def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) 
         "The minutes' data (JSON)",
         attachment_name="minutes.json",
         meeting=meeting,
+        paper_language=PANEL_LANGUAGE,
     )
     paper = PanelPaper(
         uid=uid,
