@@ -16,6 +16,7 @@ from enum import StrEnum
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
@@ -621,8 +622,11 @@ def cast_vote(session: Session, member: User, submission: Submission, choice: st
         meeting_id=meeting.id if meeting else None,
         choice=choice,
     )
-    session.add(vote)
-    session.flush()
+    try:
+        with session.begin_nested():  # two tabs at once: the unique constraint decides
+            session.add(vote)
+    except IntegrityError as exc:
+        raise ReviewError(_("You have already voted in this round")) from exc
     audit.record(
         session,
         "submission.vote_cast",

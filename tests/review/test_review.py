@@ -284,3 +284,40 @@ def test_declarations_are_written_once(make_app, sqlite_url, tmp_path):
     assert again.status_code == 400
     with review.app.app_context():
         assert db.session.scalar(select(func.count(InterestDeclaration.id))) == 1
+
+
+def test_eight_simultaneous_votes_from_one_member_count_once(make_app, database_url, tmp_path):
+    """Double clicks and second tabs, all at once: one vote, no error page, chain intact."""
+    import threading
+
+    from portal.core.audit import verify_chain
+
+    review = set_up_review(make_app, database_url, tmp_path)
+    submission_id = submit_protocol(review)
+    clients = [declare(review, review.members[0], submission_id)]
+    clients += [review.client(review.members[0]) for _ in range(7)]
+    tokens = [client.csrf_token() for client in clients]
+    statuses: list[int] = []
+    start = threading.Barrier(len(clients))
+
+    def cast(client, token, choice):
+        start.wait()
+        response = client.post(
+            f"/review/panel/submissions/{submission_id}/vote",
+            {"choice": choice, "csrf_token": token},
+        )
+        statuses.append(response.status_code)
+
+    threads = [
+        threading.Thread(target=cast, args=(c, t, "for" if n % 2 else "against"))
+        for n, (c, t) in enumerate(zip(clients, tokens, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [302] + [400] * 7
+    assert len(_events(review.app, "submission.vote_cast")) == 1
+    with review.app.app_context():
+        assert db.session.scalar(select(func.count(Vote.id))) == 1
+        assert verify_chain(db.session).intact
