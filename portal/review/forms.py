@@ -106,7 +106,7 @@ class AssignForm(FlaskForm):
 
 
 class CommentForm(FlaskForm):
-    about = SelectField(_l("About"), validate_choice=False)
+    about = SelectField(_l("What the comment is about"), validate_choice=False)
     body = TextAreaField(_l("Comment"))
 
 
