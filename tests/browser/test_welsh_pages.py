@@ -62,3 +62,35 @@ def test_therapist_and_administrator_pages_in_welsh(portal_page):
     portal_page.sign_in(*ACCOUNTS[Role.ADMINISTRATOR])
     portal_page.goto("/account/staff")
     portal_page.goto("/notifications/outbox")
+
+
+def test_ethics_review_pages_in_welsh(portal_page):
+    page = portal_page.page
+
+    def press_first_button() -> None:
+        with page.expect_navigation():
+            page.locator("main button.nhsuk-button").first.click()
+        portal_page.check_accessibility()
+
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Cymraeg")
+    portal_page.sign_in(*ACCOUNTS[Role.INVESTIGATOR])
+    assert page.locator("html").get_attribute("lang") == "cy"
+    portal_page.goto("/review/")
+    portal_page.goto("/review/protocols/1")
+    portal_page.goto("/review/submissions/1")
+    portal_page.goto("/review/protocols/1/modify")
+    portal_page.goto("/review/protocols/new")
+    press_first_button()  # nothing filled in: the errors, in Welsh
+    assert page.locator(".nhsuk-error-summary").count() == 1
+    portal_page.submit("Allgofnodi")
+
+    portal_page.sign_in(*ACCOUNTS[Role.PANEL_CHAIR])
+    portal_page.goto("/review/panel")
+    portal_page.goto("/review/panel/submissions/1")
+    portal_page.goto("/review/panel/submissions/2")
+    press_first_button()  # the declaration with nothing chosen: the error, in Welsh
+    assert page.locator(".nhsuk-error-summary").count() == 1
+    page.locator("#conflict").check()  # no conflict
+    press_first_button()  # declared: the discussion, readability, votes and opinion forms
+    assert page.locator("#category").count() == 1
