@@ -138,6 +138,21 @@ class ChangeRoleForm(FlaskForm):
     reason = _reason_field(_l("Reason for the role change"))
 
 
+class PanelMembershipForm(FlaskForm):
+    membership = RadioField(
+        _l("Panel membership"),
+        description=_l(
+            "Quorum needs at least one lay member (never a health professional) and one expert."
+        ),
+        choices=[
+            SelectChoice("lay", _l("Lay member")),
+            SelectChoice("expert", _l("Expert member")),
+        ],
+        validators=[InputRequired(_l("Choose lay or expert"))],
+    )
+    reason = _reason_field(_l("Reason"))
+
+
 class AccountStatusForm(FlaskForm):
     reason = _reason_field(_l("Reason"))
 

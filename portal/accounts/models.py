@@ -103,6 +103,7 @@ class User(Base):
             "role": str(self.role),
             "active": self.active,
             "locale": self.locale,
+            "panel_membership": self.panel_membership,
         }
 
     @classmethod

@@ -514,6 +514,28 @@ def change_role(session: Session, admin: User, user: User, new_role: Role, reaso
     _end_other_sessions(session, user, None, "role_changed", audit.Actor.of(admin))
 
 
+def set_panel_membership(
+    session: Session, admin: User, user: User, membership: str, reason: str
+) -> None:
+    """Record whether an ethics panel member is a lay or an expert member (for quorum)."""
+    if user.role not in (Role.PANEL_MEMBER, Role.PANEL_CHAIR):
+        raise AccountError(_("Only ethics panel members have a panel membership"))
+    if membership not in ("lay", "expert"):
+        raise AccountError(_("Choose lay or expert"))
+    before = user.audit_view()
+    user.panel_membership = membership
+    audit.record(
+        session,
+        "account.panel_membership_changed",
+        actor=audit.Actor.of(admin),
+        object_type="user",
+        object_id=user.id,
+        before=before,
+        after=user.audit_view(),
+        reason=reason,
+    )
+
+
 def set_active(session: Session, admin: User, user: User, active: bool, reason: str) -> None:
     """Deactivate (ending every session at once) or reactivate an account."""
     if user.id == admin.id:

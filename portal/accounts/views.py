@@ -29,6 +29,7 @@ from portal.accounts.forms import (
     InvitePatientForm,
     InviteStaffForm,
     LoginForm,
+    PanelMembershipForm,
     PasswordChangeForm,
     TwoFactorForm,
     TwoFactorSetupForm,
@@ -442,8 +443,10 @@ def manage_user(user_id: int):
     role_form = ChangeRoleForm(prefix="role")
     status_form = AccountStatusForm(prefix="status")
     mfa_form = AccountStatusForm(prefix="mfa")
+    membership_form = PanelMembershipForm(prefix="panel", membership=user.panel_membership)
     forms = {
         "change_role": role_form,
+        "panel_membership": membership_form,
         "deactivate": status_form,
         "reactivate": status_form,
         "reset_mfa": mfa_form,
@@ -469,6 +472,7 @@ def manage_user(user_id: int):
         role_form=role_form,
         status_form=status_form,
         mfa_form=mfa_form,
+        membership_form=membership_form,
         mfa_enrolled=mfa.is_enrolled(user),
     ), status
 
@@ -477,6 +481,11 @@ def _apply_user_action(user: User, action: str, form) -> str:
     if action == "change_role":
         services.change_role(db.session, current_user, user, Role(form.role.data), form.reason.data)
         return _("The role was changed; their sessions were signed out.")
+    if action == "panel_membership":
+        services.set_panel_membership(
+            db.session, current_user, user, form.membership.data, form.reason.data
+        )
+        return _("The panel membership was recorded.")
     if action == "reset_mfa":
         mfa.reset(db.session, current_user, user, form.reason.data)
         return _(

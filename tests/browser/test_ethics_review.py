@@ -100,7 +100,9 @@ def test_from_submission_to_a_document_patients_can_be_offered(portal_page, live
         portal_page.submit("Record my declaration")
         if name == "Mair Williams":
             section = page.locator("#about option", has_text="diary-study v1.0: ").first
-            page.get_by_label("What the comment is about").select_option(value=section.get_attribute("value"))
+            page.get_by_label("What the comment is about").select_option(
+                value=section.get_attribute("value")
+            )
             page.get_by_label("Comment").fill("The diary section reads well for patients.")
             portal_page.submit("Add the comment")
         page.get_by_label("For", exact=True).check()

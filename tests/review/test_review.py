@@ -321,3 +321,29 @@ def test_eight_simultaneous_votes_from_one_member_count_once(make_app, database_
     with review.app.app_context():
         assert db.session.scalar(select(func.count(Vote.id))) == 1
         assert verify_chain(db.session).intact
+
+
+def test_an_administrator_records_lay_or_expert_membership(make_app, sqlite_url, tmp_path):
+    from portal.core.permissions import Role
+    from tests.factories import create_account
+
+    review = set_up_review(make_app, sqlite_url, tmp_path, members=1)
+    admin = create_account(review.app, Role.ADMINISTRATOR, "admin@example.org")
+    client = review.client(admin)
+    url = f"/account/staff/{review.members[0].id}"
+    assert "Ethics panel membership" in client.get(url).text
+    missing = client.post(url, {"action": "panel_membership", "panel-membership": "lay"})
+    assert missing.status_code == 400 and "Enter the reason" in missing.text
+    response = client.post(
+        url,
+        {"action": "panel_membership", "panel-membership": "expert", "panel-reason": "CV checked"},
+    )
+    assert response.status_code == 302
+    with review.app.app_context():
+        assert db.session.get(services.User, review.members[0].id).panel_membership == "expert"
+    events = _events(review.app, "account.panel_membership_changed")
+    assert events[-1].reason == "CV checked"
+    # Not for other staff.
+    assert (
+        "Ethics panel membership" not in client.get(f"/account/staff/{review.investigator.id}").text
+    )
