@@ -64,15 +64,7 @@ def load_demo_accounts(session) -> int:
         return 0
     created: dict[Role, User] = {}
     for role, email, name, password in DEMO_ACCOUNTS:
-        created[role] = create_user(
-            session,
-            email=email,
-            full_name=name,
-            role=role,
-            password=password,
-            actor=audit.SYSTEM,
-            reason="demo data",
-        )
+        created[role] = _demo_user(session, role, email, name, password)
     # The demo patient was brought in by the demo therapist, as a real one would be.
     created[Role.PATIENT].invited_by_id = created[Role.THERAPIST].id
     for role, user in created.items():
@@ -85,34 +77,30 @@ def load_demo_accounts(session) -> int:
     _offer_demo_consents(session, created[Role.THERAPIST], created[Role.PATIENT])
     for account, countersigned in ((DEMO_CONSENTED_PATIENT, True), (DEMO_SIGNED_PATIENT, False)):
         email, name, password = account
-        patient = create_user(
-            session,
-            email=email,
-            full_name=name,
-            role=Role.PATIENT,
-            password=password,
-            actor=audit.SYSTEM,
-            reason="demo data",
-        )
+        patient = _demo_user(session, Role.PATIENT, email, name, password)
         patient.invited_by_id = created[Role.THERAPIST].id
         session.flush()
         _sign_demo_consents(session, created[Role.THERAPIST], patient, password, countersigned)
     return len(created) + 2 + len(DEMO_PANEL)
 
 
+def _demo_user(session, role: Role, email: str, name: str, password: str) -> User:
+    return create_user(
+        session,
+        email=email,
+        full_name=name,
+        role=role,
+        password=password,
+        actor=audit.SYSTEM,
+        reason="demo data",
+    )
+
+
 def _demo_panel(session) -> list[User]:
     password = next(p for r, _e, _n, p in DEMO_ACCOUNTS if r == Role.PANEL_MEMBER)
     members = []
     for membership, email, name in DEMO_PANEL:
-        member = create_user(
-            session,
-            email=email,
-            full_name=name,
-            role=Role.PANEL_MEMBER,
-            password=password,
-            actor=audit.SYSTEM,
-            reason="demo data",
-        )
+        member = _demo_user(session, Role.PANEL_MEMBER, email, name, password)
         member.panel_membership = membership
         _enrol_demo_second_factor(session, member)
         members.append(member)

@@ -19,6 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from portal.consent.journey_models import SignatureMethod
+from portal.core.forms import date_from_parts
 
 
 class ReadingForm(FlaskForm):
@@ -188,7 +189,4 @@ class StaffWithdrawalForm(WithdrawalForm):
 
     def told_on(self) -> dt.date | None:
         """The date from the three boxes, or None when it is missing or not a real date."""
-        try:
-            return dt.date(int(self.year.data), int(self.month.data), int(self.day.data))
-        except (TypeError, ValueError, OverflowError):
-            return None
+        return date_from_parts(self.day.data, self.month.data, self.year.data)

@@ -16,6 +16,7 @@ from portal.consent.access import own_consent_or_404
 from portal.consent.forms import ConfirmWithdrawalForm, StaffWithdrawalForm, WithdrawalForm
 from portal.consent.journey_models import Consent, Withdrawal, WithdrawalChannel, WithdrawalScope
 from portal.core.faults import fault_point
+from portal.core.forms import show_error
 from portal.core.permissions import PANEL_ROLES, Role, public, roles_required
 from portal.extensions import db
 from portal.records.models import Record
@@ -52,7 +53,7 @@ def choose(consent_id: int):
         except service.AlreadyWithdrawn as exc:
             return _already_withdrawn(consent, exc)
         except service.WithdrawalError as exc:
-            _show_error(form, exc, fallback=form.scope)
+            show_error(form, exc, form.scope)
         else:
             confirm = ConfirmWithdrawalForm(formdata=None, data=form.data)
             return render_template(
@@ -200,16 +201,11 @@ def _submit(consent: Consent, form, fallback, withdraw: Callable[[], Withdrawal]
         return _already_withdrawn(consent, exc)
     except service.WithdrawalError as exc:
         db.session.commit()  # keep the audited refusal of a wrong password
-        _show_error(form, exc, fallback=fallback)
+        show_error(form, exc, fallback)
         return None
     db.session.commit()
     fault_point("after_commit")
     return redirect(url_for("withdrawal.receipt", withdrawal_id=withdrawal.id))
-
-
-def _show_error(form, exc: service.WithdrawalError, fallback) -> None:
-    target = form[exc.field] if exc.field and exc.field in form else fallback
-    target.errors = [*target.errors, str(exc)]
 
 
 def _already_withdrawn(consent: Consent, exc: service.AlreadyWithdrawn | None = None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from urllib.parse import urlsplit
 
@@ -43,3 +44,21 @@ def parse_row_id(value: str | None) -> int | None:
         return None
     number = int(value)
     return number if 0 < number <= MAX_ROW_ID else None
+
+
+def show_error(form, error: Exception, fallback=None) -> None:
+    """Put a service's refusal next to the field it names (`error.field`), else on `fallback`
+    (by default the form's first field), so the error summary links to it."""
+    name = getattr(error, "field", None)
+    target = form[name] if name and name in form else fallback
+    if target is None:
+        target = next(iter(form))
+    target.errors = [*target.errors, str(error)]
+
+
+def date_from_parts(day: str | None, month: str | None, year: str | None) -> dt.date | None:
+    """A date typed as day, month and year boxes (the GOV.UK/NHS pattern), or None."""
+    try:
+        return dt.date(int(year or ""), int(month or ""), int(day or ""))
+    except (TypeError, ValueError, OverflowError):
+        return None

@@ -10,6 +10,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
+from portal.core.forms import date_from_parts
 from portal.incidents.models import Category, FeelsSafe, Outcome, SessionKind, Severity
 
 CATEGORY_LABELS = {
@@ -79,10 +80,7 @@ class ReportForm(FlaskForm):
     anonymous = BooleanField(_l("Do not show my name to the ethics panel"))
 
     def occurred_on(self) -> dt.date | None:
-        try:
-            return dt.date(int(self.year.data), int(self.month.data), int(self.day.data))
-        except (TypeError, ValueError, OverflowError):
-            return None
+        return date_from_parts(self.day.data, self.month.data, self.year.data)
 
 
 class TriageForm(FlaskForm):

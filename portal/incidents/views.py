@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.core.db import utcnow
-from portal.core.forms import parse_row_id
+from portal.core.forms import parse_row_id, show_error
 from portal.core.permissions import ALL_ROLES, PANEL_ROLES, Role, roles_required
 from portal.extensions import db
 from portal.incidents import services
@@ -69,7 +69,7 @@ def new():
         try:
             incident = services.report(db.session, current_user, wanted)
         except services.IncidentError as exc:
-            _show_error(form, exc, form.what_happened)
+            show_error(form, exc, form.what_happened)
         else:
             db.session.commit()
             return redirect(url_for("incidents.reported", incident_id=incident.id))
@@ -172,8 +172,7 @@ def _panel_step(incident_id: int, form, step: Callable[[Incident], None], form_n
     except services.IncidentError as exc:
         db.session.rollback()
         incident = db.session.get(Incident, incident_id)
-        target = form[exc.field] if exc.field and exc.field in form else next(iter(form))
-        target.errors = [*target.errors, str(exc)]
+        show_error(form, exc)
         return _panel_page(incident, 400, **{form_name: form})
     db.session.commit()
     return redirect(url_for("incidents.show", incident_id=incident_id))
@@ -333,8 +332,3 @@ def _readable(incident_id: int, needed: services.Access) -> Incident:
         db.session.commit()
         abort(404)
     return incident
-
-
-def _show_error(form, exc: services.IncidentError, fallback) -> None:
-    target = form[exc.field] if exc.field and exc.field in form else fallback
-    target.errors = [*target.errors, str(exc)]

@@ -17,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import Optional
 
+from portal.core.forms import date_from_parts
 from portal.review.models import OpinionCategory, SubmissionKind, VoteChoice
 
 MODIFICATION_LABELS = {
@@ -149,10 +150,7 @@ class MeetingForm(FlaskForm):
     year = StringField(_l("Year"), validators=[Optional()])
 
     def held_on(self) -> dt.date | None:
-        try:
-            return dt.date(int(self.year.data), int(self.month.data), int(self.day.data))
-        except (TypeError, ValueError, OverflowError):
-            return None
+        return date_from_parts(self.day.data, self.month.data, self.year.data)
 
 
 class AgendaForm(FlaskForm):

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from portal.accounts.models import User
 from portal.consent.readability import PLAIN_LANGUAGE_TARGET, score
-from portal.core.forms import parse_row_id
+from portal.core.forms import parse_row_id, show_error
 from portal.core.permissions import PANEL_ROLES, Role, roles_required
 from portal.extensions import db
 from portal.review import papers, services
@@ -144,8 +144,7 @@ def _step(submission_id: int, form, step: Callable[[Submission], object], form_n
         return _panel_page(db.session.get(Submission, submission_id), exc.status)
     except services.ReviewError as exc:
         db.session.rollback()
-        target = form[exc.field] if exc.field and exc.field in form else next(iter(form))
-        target.errors = [*target.errors, str(exc)]
+        show_error(form, exc)
         return _panel_page(db.session.get(Submission, submission_id), 400, **{form_name: form})
     db.session.commit()
     return redirect(url_for("review.panel_submission", submission_id=submission_id))
@@ -284,8 +283,7 @@ def protocol_status(protocol_id: int):
         return render_template("review/protocol.html", protocol=found, status_form=None), 403
     except services.ReviewError as exc:
         db.session.rollback()
-        target = form[exc.field] if exc.field and exc.field in form else form.reason
-        target.errors = [*target.errors, str(exc)]
+        show_error(form, exc, form.reason)
         return render_template("review/protocol.html", protocol=found, status_form=form), 400
     db.session.commit()
     flash(_("The protocol's status has changed."), "success")
@@ -307,8 +305,7 @@ def create_meeting():
         )
     except services.ReviewError as exc:
         db.session.rollback()
-        target = form[exc.field] if exc.field and exc.field in form else form.title
-        target.errors = [*target.errors, str(exc)]
+        show_error(form, exc, form.title)
         return render_template(
             "review/panel.html",
             queue=services.panel_queue(db.session),
@@ -354,8 +351,7 @@ def _meeting_step(meeting_id: int, form, step, form_name: str):
         step(found)
     except services.ReviewError as exc:
         db.session.rollback()
-        target = form[exc.field] if exc.field and exc.field in form else next(iter(form))
-        target.errors = [*target.errors, str(exc)]
+        show_error(form, exc)
         return meeting(meeting_id, 400, **{form_name: form})
     db.session.commit()
     return redirect(url_for("review.meeting", meeting_id=meeting_id))

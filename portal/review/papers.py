@@ -71,24 +71,10 @@ def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Acto
         ],
         "days_on_clock": clock(submission, opinion.recorded_at).days,
     }
-    pdf = render_pdf(
-        "pdf/decision_letter.html",
-        PANEL_LOCALE,
-        data,
-        "The decision letter's data (JSON)",
-        attachment_name="decision-letter.json",
-        opinion=opinion,
-        submission=submission,
-        paper_language=PANEL_LANGUAGE,
-    )
     paper = PanelPaper(
-        uid=uid,
-        kind=PaperKind.DECISION_LETTER.value,
-        opinion_id=opinion.id,
-        created_at=created_at,
-        pdf=seal(pdf, reason="Decision letter sealed by the Consent & Ethics Portal"),
+        uid=uid, kind=PaperKind.DECISION_LETTER.value, opinion_id=opinion.id, created_at=created_at
     )
-    return _store(session, paper, actor)
+    return _seal_and_store(session, paper, data, actor, opinion=opinion, submission=submission)
 
 
 def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) -> PanelPaper:
@@ -109,23 +95,10 @@ def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) 
         },
         "items": items,
     }
-    pdf = render_pdf(
-        "pdf/minutes.html",
-        PANEL_LOCALE,
-        data,
-        "The minutes' data (JSON)",
-        attachment_name="minutes.json",
-        meeting=meeting,
-        paper_language=PANEL_LANGUAGE,
-    )
     paper = PanelPaper(
-        uid=uid,
-        kind=PaperKind.MINUTES.value,
-        meeting_id=meeting.id,
-        created_at=created_at,
-        pdf=seal(pdf, reason="Minutes sealed by the Consent & Ethics Portal"),
+        uid=uid, kind=PaperKind.MINUTES.value, meeting_id=meeting.id, created_at=created_at
     )
-    return _store(session, paper, actor)
+    return _seal_and_store(session, paper, data, actor, meeting=meeting)
 
 
 def _minuted_item(session: Session, meeting: PanelMeeting, item: MeetingItem) -> dict[str, Any]:
@@ -181,7 +154,38 @@ def _new_uid() -> str:
     return "P" + secrets.token_hex(8).upper()
 
 
-def _store(session: Session, paper: PanelPaper, actor: audit.Actor) -> PanelPaper:
+# What each kind of paper is rendered from and called.
+_LAYOUT = {
+    PaperKind.DECISION_LETTER: (
+        "pdf/decision_letter.html",
+        "decision-letter.json",
+        "The decision letter's data (JSON)",
+        "Decision letter sealed by the Consent & Ethics Portal",
+    ),
+    PaperKind.MINUTES: (
+        "pdf/minutes.html",
+        "minutes.json",
+        "The minutes' data (JSON)",
+        "Minutes sealed by the Consent & Ethics Portal",
+    ),
+}
+
+
+def _seal_and_store(
+    session: Session, paper: PanelPaper, data: dict[str, Any], actor: audit.Actor, **context
+) -> PanelPaper:
+    """Render the paper (PDF/A-3b, its data attached), seal it, store it once, audit it."""
+    template, attachment, description, reason = _LAYOUT[PaperKind(paper.kind)]
+    pdf = render_pdf(
+        template,
+        PANEL_LOCALE,
+        data,
+        description,
+        attachment_name=attachment,
+        paper_language=PANEL_LANGUAGE,
+        **context,
+    )
+    paper.pdf = seal(pdf, reason=reason)
     paper.sha256 = hashlib.sha256(paper.pdf).hexdigest()
     session.add(paper)
     session.flush()

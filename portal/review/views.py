@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.consent.documents import previous_approved_version
+from portal.core.forms import show_error
 from portal.core.permissions import PANEL_ROLES, Role, roles_required
 from portal.extensions import db
 from portal.review import papers, services
@@ -62,8 +63,7 @@ def _submit_page(template: str, form, submit, **context):
             submission = submit()
         except services.ReviewError as exc:
             db.session.rollback()
-            target = form[exc.field] if exc.field and exc.field in form else form.summary
-            target.errors = [*target.errors, str(exc)]
+            show_error(form, exc, form.summary)
         else:
             db.session.commit()
             flash(_("Submitted. The ethics panel has been told."), "success")
