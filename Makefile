@@ -76,6 +76,7 @@ run: setup
 # Benchmarks print each figure against a baseline measured in the same run, and append a row
 # to bench/RESULTS.md. Not part of `make test`: they are slow and the machines are shared.
 bench: setup
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 	cd bench && for script in $(sort $(filter-out common.py,$(notdir $(wildcard bench/*.py)))); do \
 	  ../$(BIN)/python $$script; done
 

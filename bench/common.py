@@ -65,3 +65,55 @@ def bench_app(**overrides):
     finally:
         app.extensions["portal.database"][0].dispose()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn_server(target: str, env: dict[str, str], directory: Path, name: str):
+    """gunicorn with 2 sync workers on a free loopback port, until the block ends."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log = (directory / f"{name}.log").open("w")
+    server = subprocess.Popen(  # noqa: S603 - our own gunicorn
+        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "120", target],
+        env={**env, "PORTAL_INSTANCE_PATH": str(directory / f"instance-{name}")},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/", timeout=1)  # noqa: S310 - loopback http
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def sign_in(base: str, email: str, password: str, cookie_name: str) -> str:
+    """Sign in through the form; return the session cookie as a `Cookie:` header value."""
+    import re
+    import urllib.parse
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/account/sign-in").read().decode()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
+    body = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password})
+    opener.open(base + "/account/sign-in", data=body.encode())
+    value = next(c.value for c in jar if c.name == cookie_name)
+    return f"{cookie_name}={value}"

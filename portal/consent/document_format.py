@@ -8,6 +8,7 @@ the file, the line and the field, so that an author can fix them all in one go.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -61,8 +62,10 @@ _markdown_checker = MarkdownIt("commonmark", {"html": True}).enable("table")
 _markdown_renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
+@functools.lru_cache(maxsize=1024)
 def render_markdown(text: str) -> Markup:
-    """Consent text as HTML; raw HTML is never passed through (it is refused at import)."""
+    """Consent text as HTML; raw HTML is never passed through (it is refused at import).
+    Published text never changes, so each text is rendered once per process."""
     return Markup(_markdown_renderer.render(text))  # noqa: S704 - html disabled above
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
 from flask import Flask, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal.core.permissions import Role
 
@@ -76,5 +79,17 @@ def _personal_items() -> list[NavItem]:
     return items
 
 
+@functools.lru_cache(maxsize=2048)
+def _render_component(macro, params_json: str) -> Markup:
+    return Markup(macro(json.loads(params_json)))  # noqa: S704 - the macro escapes its input
+
+
+def rendered_once(macro, params: dict) -> Markup:
+    """An NHS.UK component macro's output, rendered once for each distinct set of parameters.
+    The header and footer are the same on most pages and cost more than the page itself."""
+    return _render_component(macro, json.dumps(params, sort_keys=True, default=str))
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["navigation_items"] = navigation_items
+    app.jinja_env.globals["rendered_once"] = rendered_once
