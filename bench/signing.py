@@ -13,7 +13,7 @@ SIGNERS = 12
 PASSWORD = "a long and calm benchmark password"  # noqa: S105 - throwaway accounts
 
 
-def _site(app):
+def _site(app, signers: int = SIGNERS):
     """The shipped documents in use; one therapist; patients who have signed."""
     from pathlib import Path
 
@@ -33,7 +33,7 @@ def _site(app):
         demo.load_demo_accounts(db.session)  # puts the first version in use; a demo therapist
         therapist = db.session.scalars(select(User).where(User.role == Role.THERAPIST)).first()
         therapist_password = next(p for r, _e, _n, p in demo.DEMO_ACCOUNTS if r == Role.THERAPIST)
-        for n in range(SIGNERS):
+        for n in range(signers):
             patient = create_user(
                 db.session,
                 email=f"signer{n}@example.org",
