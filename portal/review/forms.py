@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
+    HiddenField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -125,6 +126,9 @@ class OpinionForm(FlaskForm):
         description=_l("Only for a favourable opinion with conditions. One on each line."),
         validators=[Optional()],
     )
+    # Holds the error about the material-change questions (one radio group per version,
+    # rendered by the template); it has no input of its own.
+    material = HiddenField()
 
 
 class ConditionMetForm(FlaskForm):

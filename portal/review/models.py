@@ -74,7 +74,8 @@ class MembershipType(StrEnum):
 
 class PaperKind(StrEnum):
     DECISION_LETTER = "decision_letter"
-    MINUTES = "minutes"
+    MINUTES = "minutes"  # the whole meeting: for the panel
+    MINUTES_EXTRACT = "minutes_extract"  # one item: for that submission's investigator
 
 
 def _values(enum: type[StrEnum]) -> str:
@@ -386,16 +387,21 @@ class PanelPaper(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     opinion_id: Mapped[int | None] = mapped_column(ForeignKey("opinion.id"), unique=True)
-    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("panel_meeting.id"), unique=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("panel_meeting.id"), index=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
 
     __table_args__ = (
         CheckConstraint(f"kind IN ({_values(PaperKind)})", "kind_known"),
+        UniqueConstraint("meeting_id", "submission_id", name="uq_minutes_extract"),
         CheckConstraint(
             "(kind = 'decision_letter' AND opinion_id IS NOT NULL AND meeting_id IS NULL) OR "
-            "(kind = 'minutes' AND meeting_id IS NOT NULL AND opinion_id IS NULL)",
+            "(kind = 'minutes' AND meeting_id IS NOT NULL AND opinion_id IS NULL "
+            "AND submission_id IS NULL) OR "
+            "(kind = 'minutes_extract' AND meeting_id IS NOT NULL AND submission_id IS NOT NULL "
+            "AND opinion_id IS NULL)",
             "paper_names_its_subject",
         ),
     )

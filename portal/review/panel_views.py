@@ -7,6 +7,7 @@ from collections.abc import Callable
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from portal.accounts.models import User
 from portal.consent.readability import PLAIN_LANGUAGE_TARGET, score
@@ -117,7 +118,7 @@ def protocol_status_form(protocol: Protocol) -> ProtocolStatusForm | None:
         return None
     form = ProtocolStatusForm()
     form.status.choices = [
-        (target.value, label())
+        SelectChoice(target.value, label())
         for target, label in STATUS_ACTIONS.items()
         if protocol.status in services.PROTOCOL_MOVES[target]
     ]
@@ -270,7 +271,10 @@ def condition_met(condition_id: int):
 @roles_required(Role.PANEL_CHAIR)
 def protocol_status(protocol_id: int):
     found = db.get_or_404(Protocol, protocol_id)
-    form = protocol_status_form(found) or ProtocolStatusForm()
+    form = protocol_status_form(found)
+    if form is None:  # nothing the protocol can become now: the service says so clearly
+        form = ProtocolStatusForm()
+        form.status.choices = []
     if not form.validate_on_submit():
         abort(400)
     try:
@@ -284,7 +288,10 @@ def protocol_status(protocol_id: int):
     except services.ReviewError as exc:
         db.session.rollback()
         show_error(form, exc, form.reason)
-        return render_template("review/protocol.html", protocol=found, status_form=form), 400
+        shown = form if form.status.choices else None
+        if shown is None:
+            flash(str(exc), "error")
+        return render_template("review/protocol.html", protocol=found, status_form=shown), 400
     db.session.commit()
     flash(_("The protocol's status has changed."), "success")
     return redirect(url_for("review.protocol", protocol_id=protocol_id))

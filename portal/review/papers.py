@@ -78,11 +78,26 @@ def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Acto
 
 
 def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) -> PanelPaper:
+    """The whole meeting's minutes for the panel, and an extract of each item for the
+    investigator who submitted it (who must not read about other studies)."""
+    minutes = _minutes(session, meeting, actor, meeting.items, PaperKind.MINUTES)
+    for item in meeting.items:
+        _minutes(session, meeting, actor, [item], PaperKind.MINUTES_EXTRACT, item.submission_id)
+    return minutes
+
+
+def _minutes(
+    session: Session,
+    meeting: PanelMeeting,
+    actor: audit.Actor,
+    items: list[MeetingItem],
+    kind: PaperKind,
+    submission_id: int | None = None,
+) -> PanelPaper:
     uid, created_at = _new_uid(), utcnow()
-    items = [_minuted_item(session, meeting, item) for item in meeting.items]
     data = {
         "paper_id": uid,
-        "kind": PaperKind.MINUTES.value,
+        "kind": kind.value,
         "created_at": format_timestamp(created_at),
         "meeting": {
             "id": meeting.id,
@@ -93,20 +108,26 @@ def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) 
                 for a in meeting.attendance
             ],
         },
-        "items": items,
+        "items": [_minuted_item(session, meeting, item) for item in items],
     }
     paper = PanelPaper(
-        uid=uid, kind=PaperKind.MINUTES.value, meeting_id=meeting.id, created_at=created_at
+        uid=uid,
+        kind=kind.value,
+        meeting_id=meeting.id,
+        submission_id=submission_id,
+        created_at=created_at,
     )
     return _seal_and_store(session, paper, data, actor, meeting=meeting)
 
 
 def _minuted_item(session: Session, meeting: PanelMeeting, item: MeetingItem) -> dict[str, Any]:
     submission = item.submission
-    opinion = next((o for o in submission.opinions if o.meeting_id == meeting.id), None)
+    opinions = [o for o in submission.opinions if o.meeting_id == meeting.id]
+    rounds = {o.round for o in opinions} or {submission.round}
     cast = [
         v
-        for v in votes(session, submission, opinion.round if opinion else None)
+        for round_ in sorted(rounds)
+        for v in votes(session, submission, round_)
         if v.meeting_id == meeting.id
     ]
     recusals = []
@@ -128,15 +149,14 @@ def _minuted_item(session: Session, meeting: PanelMeeting, item: MeetingItem) ->
         ],
         "recusals": recusals,
         "votes": {c: sum(v.choice == c for v in cast) for c in ("for", "against", "abstain")},
-        "opinion": (
+        "opinions": [
             {
                 "category": opinion.category,
                 "reasons": opinion.reasons,
                 "conditions": [c.text for c in opinion.conditions],
             }
-            if opinion
-            else None
-        ),
+            for opinion in opinions
+        ],
     }
 
 
@@ -167,6 +187,12 @@ _LAYOUT = {
         "minutes.json",
         "The minutes' data (JSON)",
         "Minutes sealed by the Consent & Ethics Portal",
+    ),
+    PaperKind.MINUTES_EXTRACT: (
+        "pdf/minutes.html",
+        "minutes.json",
+        "The minutes extract's data (JSON)",
+        "Minutes extract sealed by the Consent & Ethics Portal",
     ),
 }
 
@@ -209,18 +235,17 @@ def _seal_and_store(
 
 
 def can_download(session: Session, user: User, paper: PanelPaper) -> bool:
-    """The panel, and the investigator whose submission the paper is about."""
+    """The panel: every paper. An investigator: the letters and minutes extracts about their
+    own submissions, never the whole meeting's minutes."""
     if user.role in PANEL_ROLES:
         return True
-    if paper.opinion_id is not None:
+    if paper.kind == PaperKind.DECISION_LETTER:
         opinion = session.get(Opinion, paper.opinion_id)
         return opinion is not None and opinion.submission.submitted_by_id == user.id
-    submitted_by = session.scalars(
-        select(Submission.submitted_by_id)
-        .join(MeetingItem, MeetingItem.submission_id == Submission.id)
-        .where(MeetingItem.meeting_id == paper.meeting_id)
-    ).all()
-    return user.id in submitted_by
+    if paper.kind == PaperKind.MINUTES_EXTRACT:
+        submission = session.get(Submission, paper.submission_id)
+        return submission is not None and submission.submitted_by_id == user.id
+    return False
 
 
 def paper_for_opinion(session: Session, opinion: Opinion) -> PanelPaper | None:
@@ -228,7 +253,21 @@ def paper_for_opinion(session: Session, opinion: Opinion) -> PanelPaper | None:
 
 
 def paper_for_meeting(session: Session, meeting: PanelMeeting) -> PanelPaper | None:
-    return session.scalar(select(PanelPaper).where(PanelPaper.meeting_id == meeting.id))
+    return session.scalar(
+        select(PanelPaper).where(
+            PanelPaper.meeting_id == meeting.id, PanelPaper.kind == PaperKind.MINUTES
+        )
+    )
+
+
+def minutes_extracts(session: Session, submission: Submission) -> list[PanelPaper]:
+    return list(
+        session.scalars(
+            select(PanelPaper)
+            .where(PanelPaper.submission_id == submission.id)
+            .order_by(PanelPaper.id)
+        )
+    )
 
 
 def record_download(session: Session, user: User, paper: PanelPaper) -> None:

@@ -99,22 +99,45 @@ class Application:
 # --- submitting ---------------------------------------------------------------------------------
 
 
-def versions_to_submit(session: Session) -> list[DocumentVersion]:
-    """Draft or submitted consent versions not already part of an open submission."""
+def versions_to_submit(session: Session, protocol: Protocol | None = None) -> list[DocumentVersion]:
+    """Draft or submitted consent versions not already part of an open submission, of
+    documents that belong to no protocol yet or (for a modification) to this one: a
+    document belongs to the protocol that first submitted one of its versions."""
     in_open = (
         select(SubmittedVersion.version_id)
         .join(Submission)
         .where(Submission.status != SubmissionStatus.DECIDED)
     )
+    owned = (
+        select(DocumentVersion.document_id)
+        .join(SubmittedVersion, SubmittedVersion.version_id == DocumentVersion.id)
+        .join(Submission)
+    )
+    if protocol is not None:
+        owned = owned.where(Submission.protocol_id != protocol.id)
     return list(
         session.scalars(
             select(DocumentVersion)
             .where(
                 DocumentVersion.status.in_([VersionStatus.DRAFT, VersionStatus.SUBMITTED]),
                 DocumentVersion.id.not_in(in_open),
+                DocumentVersion.document_id.not_in(owned),
             )
             .order_by(DocumentVersion.id)
         )
+    )
+
+
+def protocol_of_document(session: Session, document_id: int) -> Protocol | None:
+    """The protocol a consent document belongs to (the first to submit one of its versions)."""
+    return session.scalar(
+        select(Protocol)
+        .join(Submission)
+        .join(SubmittedVersion)
+        .join(DocumentVersion, DocumentVersion.id == SubmittedVersion.version_id)
+        .where(DocumentVersion.document_id == document_id)
+        .order_by(Submission.id)
+        .limit(1)
     )
 
 
@@ -138,8 +161,7 @@ def submit_protocol(session: Session, investigator: User, wanted: Application) -
         team_emails=_emails(wanted.team_emails),
         submitted_by_id=investigator.id,
     )
-    session.add(protocol)
-    session.flush()
+    _insert_once(session, protocol, _("A protocol with this reference already exists"), "reference")
     audit.record(
         session,
         "protocol.created",
@@ -209,7 +231,8 @@ def _submit(
 def _attach_versions(
     session: Session, submission: Submission, version_ids: list[int], actor: User
 ) -> list[str]:
-    allowed = {v.id: v for v in versions_to_submit(session)}
+    # Checked before this submission's own rows exist, so its protocol owns nothing new yet.
+    allowed = {v.id: v for v in versions_to_submit(session, submission.protocol)}
     labels = []
     for version_id in dict.fromkeys(version_ids):
         version = allowed.get(version_id)
@@ -335,6 +358,16 @@ def _refuse(session: Session, user: User, submission: Submission, action: str) -
     raise ReviewRefused(_("You are recused from this submission, so you cannot take part in it"))
 
 
+def _insert_once(session: Session, row: object, message: str, field: str | None = None) -> None:
+    """Add a row that a unique constraint allows once. Two tabs or a double click at the same
+    moment: the constraint decides, and the second is told clearly (never a 500)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        raise ReviewError(message, field) from exc
+
+
 def _require_chair(user: User) -> None:
     if user.role != Role.PANEL_CHAIR or not user.active:
         raise ReviewError(_("Only the panel chair can do this"))
@@ -380,8 +413,9 @@ def declare_interests(
         has_conflict=has_conflict,
         details=details or None,
     )
-    session.add(declaration)
-    session.flush()
+    _insert_once(
+        session, declaration, _("You have already declared your interests in this submission")
+    )
     session.refresh(submission, ["declarations"])
     audit.record(
         session,
@@ -404,12 +438,14 @@ def assign_reviewer(
         raise ReviewError(_("That member is recused from this submission"), "member_id")
     if any(a.member_id == member.id for a in submission.assignments):
         raise ReviewError(_("That member is already a reviewer"), "member_id")
-    session.add(
+    _insert_once(
+        session,
         ReviewerAssignment(
             submission_id=submission.id, member_id=member.id, assigned_by_id=chair.id
-        )
+        ),
+        _("That member is already a reviewer"),
+        "member_id",
     )
-    session.flush()
     session.refresh(submission, ["assignments"])
     audit.record(
         session,
@@ -532,8 +568,12 @@ def add_to_agenda(
         raise ReviewError(_("That submission is already on the agenda"), "submission_id")
     if open_meeting_for(session, submission) is not None:
         raise ReviewError(_("That submission is on another open meeting's agenda"), "submission_id")
-    session.add(MeetingItem(meeting_id=meeting.id, submission_id=submission.id))
-    session.flush()
+    _insert_once(
+        session,
+        MeetingItem(meeting_id=meeting.id, submission_id=submission.id),
+        _("That submission is already on the agenda"),
+        "submission_id",
+    )
     session.refresh(meeting, ["items"])
     audit.record(
         session,
@@ -552,8 +592,12 @@ def record_attendance(session: Session, chair: User, meeting: PanelMeeting, memb
         raise ReviewError(_("Choose a panel member"), "member_id")
     if member.id in meeting.attendee_ids:
         raise ReviewError(_("That member is already recorded as present"), "member_id")
-    session.add(MeetingAttendance(meeting_id=meeting.id, member_id=member.id))
-    session.flush()
+    _insert_once(
+        session,
+        MeetingAttendance(meeting_id=meeting.id, member_id=member.id),
+        _("That member is already recorded as present"),
+        "member_id",
+    )
     session.refresh(meeting, ["attendance"])
     audit.record(
         session,
@@ -622,11 +666,7 @@ def cast_vote(session: Session, member: User, submission: Submission, choice: st
         meeting_id=meeting.id if meeting else None,
         choice=choice,
     )
-    try:
-        with session.begin_nested():  # two tabs at once: the unique constraint decides
-            session.add(vote)
-    except IntegrityError as exc:
-        raise ReviewError(_("You have already voted in this round")) from exc
+    _insert_once(session, vote, _("You have already voted in this round"))
     audit.record(
         session,
         "submission.vote_cast",
@@ -658,6 +698,22 @@ def votes(session: Session, submission: Submission, round_: int | None = None) -
     )
 
 
+def counted_votes(
+    session: Session, submission: Submission, meeting: PanelMeeting | None = None
+) -> list[Vote]:
+    """This round's votes that count: at a meeting, those cast there by members present;
+    otherwise those cast virtually. Never a recused member's."""
+    meeting_id = meeting.id if meeting is not None else None
+    present = meeting.attendee_ids if meeting is not None else None
+    return [
+        v
+        for v in votes(session, submission)
+        if v.meeting_id == meeting_id
+        and (present is None or v.member_id in present)
+        and recusal(submission, v.member) is None
+    ]
+
+
 @dataclass
 class Quorum:
     """Who counts towards quorum for this round, and what is missing."""
@@ -677,14 +733,15 @@ class Quorum:
 
 
 def quorum(session: Session, submission: Submission) -> Quorum:
-    """At a meeting: the non-conflicted members present; in a virtual vote: those who voted."""
+    """At a meeting: the members present who declared no conflict; in a virtual vote: those
+    who voted. A member who has not declared is not counted: nobody knows they are free."""
     config = current_app.config
     meeting = open_meeting_for(session, submission)
     if meeting is not None:
         people = [a.member for a in meeting.attendance]
     else:
-        people = [v.member for v in votes(session, submission)]
-    present = [p for p in people if recusal(submission, p) is None]
+        people = [v.member for v in counted_votes(session, submission)]
+    present = [p for p in people if may_review(submission, p)]
     lay = sum(p.panel_membership == MembershipType.LAY for p in present)
     expert = sum(p.panel_membership == MembershipType.EXPERT for p in present)
     check = Quorum(
@@ -735,6 +792,10 @@ def record_opinion(
         raise ReviewError(_("Choose the opinion"), "category")
     reasons = _text(decision.reasons, _("Give the reasons for the opinion"), "reasons")
     conditions = [c.strip() for c in decision.conditions if c.strip()]
+    if any(len(c) > MAX_TEXT for c in conditions):
+        raise ReviewError(
+            _("This must be %(limit)d characters or fewer", limit=MAX_TEXT), "conditions"
+        )
     if decision.category == OpinionCategory.FAVOURABLE_WITH_CONDITIONS and not conditions:
         raise ReviewError(_("List the additional conditions, one on each line"), "conditions")
     if decision.category != OpinionCategory.FAVOURABLE_WITH_CONDITIONS and conditions:
@@ -754,7 +815,7 @@ def record_opinion(
         raise ReviewRefused(
             _("There is no quorum: %(why)s", why="; ".join(check.problems)), status=409
         )
-    cast = [v for v in votes(session, submission) if recusal(submission, v.member) is None]
+    cast = counted_votes(session, submission, check.meeting)
     counts = {c: sum(v.choice == c for v in cast) for c in VoteChoice}
     if decision.category in FAVOURABLE and counts[VoteChoice.FOR] <= counts[VoteChoice.AGAINST]:
         raise ReviewError(_("A favourable opinion needs more votes for than against"), "category")
@@ -772,10 +833,9 @@ def record_opinion(
         recorded_by_id=chair.id,
         recorded_at=utcnow(),
     )
-    session.add(opinion)
-    session.flush()
+    _insert_once(session, opinion, _("The panel's opinion for this round is already recorded"))
     for text in conditions:
-        session.add(OpinionCondition(opinion_id=opinion.id, text=text[:MAX_TEXT]))
+        session.add(OpinionCondition(opinion_id=opinion.id, text=text))
     session.flush()
     session.refresh(opinion, ["conditions"])
     audit.record(
@@ -839,33 +899,50 @@ def _apply(
     _set_submission_status(session, chair, submission, SubmissionStatus.DECIDED)
     submission.decided_at = now
     reference = f"{protocol.reference} {submission.reference} opinion {opinion.id}"
-    if opinion.category in FAVOURABLE:
-        if submission.kind == SubmissionKind.INITIAL:
-            _set_protocol_status(session, chair, protocol, ProtocolStatus.APPROVED, reference)
-        for submitted in submission.versions:
-            version = submitted.version
-            if version.status == VersionStatus.SUBMITTED:
-                documents.approve_version(
-                    session,
-                    version,
-                    chair,
-                    material_change=material[version.id],
-                    reference=reference,
+    try:
+        if opinion.category in FAVOURABLE:
+            _apply_favourable(session, chair, submission, opinion, material, reference)
+        else:
+            if submission.kind == SubmissionKind.INITIAL:
+                _set_protocol_status(
+                    session, chair, protocol, ProtocolStatus.NOT_APPROVED, reference
                 )
-        if opinion.category == OpinionCategory.FAVOURABLE:
-            _activate_versions(session, chair, submission)
-    else:
-        if submission.kind == SubmissionKind.INITIAL:
-            _set_protocol_status(session, chair, protocol, ProtocolStatus.NOT_APPROVED, reference)
-        for submitted in submission.versions:
-            if submitted.version.status == VersionStatus.SUBMITTED:
-                documents.withdraw_version(
-                    session, submitted.version, chair, f"unfavourable opinion: {reference}"
-                )
+            for submitted in submission.versions:
+                if submitted.version.status == VersionStatus.SUBMITTED:
+                    documents.withdraw_version(
+                        session, submitted.version, chair, f"unfavourable opinion: {reference}"
+                    )
+    except DocumentError as exc:  # e.g. a newer version of the document is already in use
+        raise ReviewError(str(exc), "category") from exc
 
 
-def _activate_versions(session: Session, chair: User, submission: Submission) -> None:
-    """Offer the approved versions to patients (superseding the ones in use)."""
+def _apply_favourable(
+    session: Session,
+    chair: User,
+    submission: Submission,
+    opinion: Opinion,
+    material: dict,
+    reference: str,
+) -> None:
+    """Approve the versions; with no conditions, approve the protocol and put them in use.
+    With conditions, both wait until the chair has marked every condition met."""
+    for submitted in submission.versions:
+        version = submitted.version
+        if version.status == VersionStatus.SUBMITTED:
+            documents.approve_version(
+                session, version, chair, material_change=material[version.id], reference=reference
+            )
+    if opinion.category == OpinionCategory.FAVOURABLE:
+        _put_in_force(session, chair, submission, reference)
+
+
+def _put_in_force(session: Session, chair: User, submission: Submission, reference: str) -> None:
+    """An initial application's protocol is approved; the approved versions are offered to
+    patients (superseding the ones in use)."""
+    if submission.kind == SubmissionKind.INITIAL:
+        _set_protocol_status(
+            session, chair, submission.protocol, ProtocolStatus.APPROVED, reference
+        )
     for submitted in submission.versions:
         if submitted.version.status == VersionStatus.APPROVED:
             documents.activate_version(session, submitted.version, chair)
@@ -894,7 +971,11 @@ def mark_condition_met(
     )
     session.refresh(opinion, ["conditions"])
     if opinion.conditions_met:
-        _activate_versions(session, chair, opinion.submission)
+        submission = opinion.submission
+        try:
+            _put_in_force(session, chair, submission, f"{submission.reference} conditions met")
+        except DocumentError as exc:
+            raise ReviewError(str(exc), "evidence") from exc
 
 
 def respond_to_request(
@@ -911,7 +992,7 @@ def respond_to_request(
         text=_text(text, _("Write your response to the panel's request"), "response"),
         author_id=investigator.id,
     )
-    session.add(response)
+    _insert_once(session, response, _("You have already responded to this request"))
     stop = submission.clock_stops[-1]
     stop.restarted_at = utcnow()
     submission.round += 1
@@ -993,17 +1074,23 @@ def _set_protocol_status(
 
 
 def blocking_protocol(session: Session, version: DocumentVersion) -> Protocol | None:
-    """A suspended or terminated protocol that uses this document: no new consent is taken."""
-    return session.scalar(
-        select(Protocol)
-        .join(Submission)
-        .join(SubmittedVersion)
-        .join(DocumentVersion, DocumentVersion.id == SubmittedVersion.version_id)
-        .where(
-            DocumentVersion.document_id == version.document_id,
-            Protocol.status.in_([ProtocolStatus.SUSPENDED, ProtocolStatus.TERMINATED]),
-        )
-        .limit(1)
+    """The protocol the document belongs to, when it takes no new consent: suspended,
+    terminated, or not yet approved (conditions of a favourable opinion still unmet)."""
+    protocol = protocol_of_document(session, version.document_id)
+    if protocol is None or protocol.status == ProtocolStatus.APPROVED:
+        return None
+    if protocol.status == ProtocolStatus.UNDER_REVIEW and not _awaiting_conditions(protocol):
+        return None  # versions approved outside the portal before the protocol's review
+    return protocol
+
+
+def _awaiting_conditions(protocol: Protocol) -> bool:
+    initial = protocol.submissions[0]
+    opinion = initial.latest_opinion
+    return (
+        opinion is not None
+        and opinion.category == OpinionCategory.FAVOURABLE_WITH_CONDITIONS
+        and not opinion.conditions_met
     )
 
 

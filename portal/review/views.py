@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.consent.documents import previous_approved_version
-from portal.core.forms import show_error
+from portal.core.forms import parse_row_id, show_error
 from portal.core.permissions import PANEL_ROLES, Role, roles_required
 from portal.extensions import db
 from portal.review import papers, services
@@ -45,19 +45,21 @@ def _upload(form) -> services.Upload | None:
     return services.Upload(data.filename, data.read(limit + 1 if limit else -1))
 
 
-def _version_choices(form) -> None:
+def _version_choices(form, protocol: Protocol | None) -> None:
     form.version_ids.choices = [
-        (str(v.id), f"{v.label} ({v.status})") for v in services.versions_to_submit(db.session)
+        (str(v.id), f"{v.label} ({v.status})")
+        for v in services.versions_to_submit(db.session, protocol)
     ]
 
 
 def _chosen_versions(form) -> list[int]:
-    return [int(v) for v in form.version_ids.data or [] if v.isdigit() and len(v) < 10]
+    """The versions ticked; an id that cannot be a row is passed on as 0 (refused clearly)."""
+    return [parse_row_id(v) or 0 for v in form.version_ids.data or []]
 
 
-def _submit_page(template: str, form, submit, **context):
+def _submit_page(template: str, form, submit, protocol: Protocol | None = None):
     """Validate and run a submission; back to its page, or the form with errors."""
-    _version_choices(form)
+    _version_choices(form, protocol)
     if form.validate_on_submit():
         try:
             submission = submit()
@@ -69,7 +71,7 @@ def _submit_page(template: str, form, submit, **context):
             flash(_("Submitted. The ethics panel has been told."), "success")
             return redirect(url_for("review.submission", submission_id=submission.id))
     status = 400 if form.errors else 200
-    return render_template(template, form=form, **context), status
+    return render_template(template, form=form, protocol=protocol), status
 
 
 @bp.route("/protocols/new", methods=["GET", "POST"])
@@ -142,6 +144,7 @@ def submission(submission_id: int, response_form: ResponseForm | None = None, st
         submission=found,
         form=response_form or ResponseForm(),
         letters={o.id: papers.paper_for_opinion(db.session, o) for o in found.opinions},
+        extracts=papers.minutes_extracts(db.session, found),
     ), status
 
 
@@ -190,7 +193,7 @@ def paper(uid: str):
         abort(404)
     papers.record_download(db.session, current_user, found)
     db.session.commit()
-    name = "decision-letter" if found.kind == "decision_letter" else "minutes"
+    name = found.kind.replace("_", "-")
     return Response(
         found.pdf,
         mimetype="application/pdf",

@@ -483,6 +483,8 @@ OBJECTS.update(
             ),
             ("member", lambda w: f"/review/submissions/{_s(w, 1)}/protocol.pdf", lambda w: None),
         ],
+        # An investigator gets their own letters and minutes extracts, never another's, and
+        # never the whole meeting's minutes (other studies are discussed there).
         "review.paper": [
             (
                 "investigator",
@@ -491,7 +493,7 @@ OBJECTS.update(
             ),
             (
                 "investigator2",
-                lambda w: f"/review/papers/{w.ids['papers']['minutes']}.pdf",
+                lambda w: f"/review/papers/{w.ids['papers']['minutes_extract']}.pdf",
                 lambda w: f"/review/papers/{w.ids['papers']['decision_letter']}.pdf",
             ),
         ],

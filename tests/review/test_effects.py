@@ -215,10 +215,16 @@ def test_meeting_minutes_record_attendance_recusals_and_votes(make_app, database
         assert verify_file(db.session, minutes.pdf).paper.uid == minutes.uid
         votes = db.session.scalars(select(Vote.meeting_id)).all()
         assert set(votes) == {meeting_id}
+    # The investigator gets the extract about their own item, never the whole minutes.
+    investigator = review.client(review.investigator)
+    assert investigator.get(f"/review/papers/{minutes.uid}.pdf").status_code == 404
+    with review.app.app_context():
+        extract = db.session.scalar(select(PanelPaper).where(PanelPaper.kind == "minutes_extract"))
+    assert investigator.get(f"/review/papers/{extract.uid}.pdf").status_code == 200
+    assert "minutes extract" in investigator.get(f"/review/submissions/{submission_id}").text
     path = tmp_path / "minutes.pdf"
-    path.write_bytes(
-        review.client(review.investigator).get(f"/review/papers/{minutes.uid}.pdf").data
-    )
+    path.write_bytes(review.client(review.chair).get(f"/review/papers/{minutes.uid}.pdf").data)
+
     assert (
         "Signature is Valid"
         in subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
@@ -235,3 +241,73 @@ def test_meeting_minutes_record_attendance_recusals_and_votes(make_app, database
         content_type="multipart/form-data",
     )
     assert "the ethics panel's minutes" in page.text
+
+
+def test_quorum_at_a_meeting_counts_only_declared_members_present_and_their_votes(
+    make_app, sqlite_url, tmp_path
+):
+    """Members present who have not declared are not counted, and virtual votes cast before
+    the item went on the agenda do not count at the meeting."""
+    review = set_up_review(make_app, sqlite_url, tmp_path, members=9)
+    submission_id = submit_protocol(review)
+    for member in review.members[6:9]:  # three virtual votes against, before the meeting
+        assert vote(review, member, submission_id, "against").status_code == 302
+    chair = declare(review, review.chair, submission_id)
+    chair.post("/review/meetings", {"title": "Panel", "day": "1", "month": "12", "year": "2026"})
+    with review.app.app_context():
+        meeting_id = db.session.scalar(select(PanelMeeting.id))
+    chair.post(f"/review/meetings/{meeting_id}/agenda", {"submission_id": str(submission_id)})
+    for person in [review.chair, *review.members[:6]]:
+        chair.post(f"/review/meetings/{meeting_id}/attendance", {"member_id": str(person.id)})
+    assert vote(review, review.members[0], submission_id).status_code == 302
+    # Seven present, but only two have declared: no quorum.
+    response = chair.post(
+        f"/review/panel/submissions/{submission_id}/opinion",
+        {"category": "favourable", "reasons": "Fine."},
+    )
+    assert response.status_code == 409 and "2 non-conflicted members" in response.text
+    for member in review.members[1:6]:
+        assert vote(review, member, submission_id).status_code == 302
+    response = chair.post(
+        f"/review/panel/submissions/{submission_id}/opinion",
+        {"category": "favourable", "reasons": "Fine."},
+    )
+    assert response.status_code == 302, response.text
+    with review.app.app_context():
+        from portal.review.models import Opinion
+
+        opinion = db.session.scalar(select(Opinion))
+        # The three earlier virtual votes against are not part of the meeting's count.
+        assert (opinion.votes_for, opinion.votes_against, opinion.present) == (6, 0, 7)
+
+
+def test_another_protocol_cannot_take_a_document_that_belongs_to_a_protocol(
+    make_app, sqlite_url, tmp_path
+):
+    review = set_up_review(make_app, sqlite_url, tmp_path)
+    submit_protocol(review)
+    write_example(tmp_path / "consent_docs", "1.1", body_change="A changed sentence.")
+    assert review.app.test_cli_runner().invoke(args=["docs", "import"]).exit_code == 0
+    with review.app.app_context():
+        newer = db.session.scalar(
+            select(DocumentVersion.id).where(DocumentVersion.version == "1.1")
+        )
+    other = create_account(review.app, Role.INVESTIGATOR, "other@example.org")
+    client = review.client(other)
+    form = client.get("/review/protocols/new").text
+    assert "diary-study v1.1" not in form  # the document belongs to the first protocol
+    import io
+
+    from tests.review.helpers import protocol_form
+
+    response = client.post(
+        "/review/protocols/new",
+        protocol_form(
+            review,
+            reference="IRAS 999",
+            version_ids=[str(newer)],
+            protocol_file=(io.BytesIO(b"%PDF-1.4 other"), "other.pdf"),
+        ),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400 and "cannot be submitted" in response.text

@@ -67,7 +67,8 @@ def test_favourable_opinion_with_conditions_makes_the_version_available_once_met
         condition_ids = [c.id for c in opinion.conditions]
         letter = db.session.scalar(select(PanelPaper).where(PanelPaper.opinion_id == opinion.id))
         assert check_seal(letter.pdf).sealed_by_portal
-        assert db.session.scalar(select(Protocol.status)) == "approved"
+        # Not approved until the conditions are met: no consent can be taken under it yet.
+        assert db.session.scalar(select(Protocol.status)) == "under_review"
     # Approved, but not offered to patients until every condition is met.
     assert _version_status(review.app, review.version_id) == "approved"
     for index, condition_id in enumerate(condition_ids):
@@ -78,6 +79,8 @@ def test_favourable_opinion_with_conditions_makes_the_version_available_once_met
         assert response.status_code == 302
     assert _version_status(review.app, review.version_id) == "active"
     assert len(_events(review.app, "submission.condition_met")) == 2
+    with review.app.app_context():
+        assert db.session.scalar(select(Protocol.status)) == "approved"
 
     investigator = review.client(review.investigator)
     page = investigator.get(f"/review/submissions/{submission_id}")

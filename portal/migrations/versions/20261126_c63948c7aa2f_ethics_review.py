@@ -445,15 +445,21 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("opinion_id", sa.Integer(), nullable=True),
         sa.Column("meeting_id", sa.Integer(), nullable=True),
+        sa.Column("submission_id", sa.Integer(), nullable=True),
         sa.Column("created_at", portal.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("pdf", sa.LargeBinary(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.CheckConstraint(
-            "(kind = 'decision_letter' AND opinion_id IS NOT NULL AND meeting_id IS NULL) OR (kind = 'minutes' AND meeting_id IS NOT NULL AND opinion_id IS NULL)",
+            "(kind = 'decision_letter' AND opinion_id IS NOT NULL AND meeting_id IS NULL) OR "
+            "(kind = 'minutes' AND meeting_id IS NOT NULL AND opinion_id IS NULL "
+            "AND submission_id IS NULL) OR "
+            "(kind = 'minutes_extract' AND meeting_id IS NOT NULL AND submission_id IS NOT NULL "
+            "AND opinion_id IS NULL)",
             name=op.f("ck_panel_paper_paper_names_its_subject"),
         ),
         sa.CheckConstraint(
-            "kind IN ('decision_letter', 'minutes')", name=op.f("ck_panel_paper_kind_known")
+            "kind IN ('decision_letter', 'minutes', 'minutes_extract')",
+            name=op.f("ck_panel_paper_kind_known"),
         ),
         sa.ForeignKeyConstraint(
             ["meeting_id"],
@@ -463,12 +469,22 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["opinion_id"], ["opinion.id"], name=op.f("fk_panel_paper_opinion_id_opinion")
         ),
+        sa.ForeignKeyConstraint(
+            ["submission_id"],
+            ["submission.id"],
+            name=op.f("fk_panel_paper_submission_id_submission"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_panel_paper")),
-        sa.UniqueConstraint("meeting_id", name=op.f("uq_panel_paper_meeting_id")),
+        sa.UniqueConstraint("meeting_id", "submission_id", name=op.f("uq_minutes_extract")),
         sa.UniqueConstraint("opinion_id", name=op.f("uq_panel_paper_opinion_id")),
         sa.UniqueConstraint("sha256", name=op.f("uq_panel_paper_sha256")),
         sa.UniqueConstraint("uid", name=op.f("uq_panel_paper_uid")),
     )
+    with op.batch_alter_table("panel_paper", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_panel_paper_meeting_id"), ["meeting_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_panel_paper_submission_id"), ["submission_id"], unique=False
+        )
     with op.batch_alter_table("user_account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("panel_membership", sa.String(length=8), nullable=True))
         batch_op.create_check_constraint(
@@ -492,6 +508,9 @@ def downgrade() -> None:
         batch_op.drop_constraint(op.f("ck_user_account_panel_membership_known"), type_="check")
         batch_op.drop_column("panel_membership")
 
+    with op.batch_alter_table("panel_paper", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_panel_paper_submission_id"))
+        batch_op.drop_index(batch_op.f("ix_panel_paper_meeting_id"))
     op.drop_table("panel_paper")
     with op.batch_alter_table("opinion_condition", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_opinion_condition_opinion_id"))
