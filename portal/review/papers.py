@@ -24,8 +24,9 @@ from portal.review.models import (
     PanelPaper,
     PaperKind,
     Submission,
+    Vote,
 )
-from portal.review.services import clock, recusal, votes
+from portal.review.services import clock, recusal
 
 PANEL_LOCALE = "en_GB"
 PANEL_LANGUAGE = "en-GB"  # the panel works in English; its pages are offered in Welsh too
@@ -123,13 +124,9 @@ def _minutes(
 def _minuted_item(session: Session, meeting: PanelMeeting, item: MeetingItem) -> dict[str, Any]:
     submission = item.submission
     opinions = [o for o in submission.opinions if o.meeting_id == meeting.id]
-    rounds = {o.round for o in opinions} or {submission.round}
-    cast = [
-        v
-        for round_ in sorted(rounds)
-        for v in votes(session, submission, round_)
-        if v.meeting_id == meeting.id
-    ]
+    cast = session.scalars(
+        select(Vote).where(Vote.submission_id == submission.id, Vote.meeting_id == meeting.id)
+    ).all()
     recusals = []
     for attendee in meeting.attendance:
         why = recusal(submission, attendee.member)

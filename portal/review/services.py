@@ -560,7 +560,7 @@ def create_meeting(
 def add_to_agenda(
     session: Session, chair: User, meeting: PanelMeeting, submission: Submission
 ) -> None:
-    _require_chair(chair)
+    _require_acting_chair(session, chair, submission, "agenda")
     _require_open_meeting(meeting)
     if not submission.is_open:
         raise ReviewError(_("That submission already has a final opinion"), "submission_id")
@@ -630,15 +630,42 @@ def close_meeting(session: Session, chair: User, meeting: PanelMeeting):
     _require_chair(chair)
     _require_open_meeting(meeting)
     meeting.closed_at = utcnow()
+    deferred = _defer_undecided(session, chair, meeting)
     audit.record(
         session,
         "meeting.closed",
         actor=audit.Actor.of(chair),
         object_type="meeting",
         object_id=meeting.id,
-        after={"attendance": sorted(meeting.attendee_ids)},
+        after={"attendance": sorted(meeting.attendee_ids), "deferred": deferred},
     )
     return create_minutes(session, meeting, audit.Actor.of(chair))
+
+
+def _defer_undecided(session: Session, chair: User, meeting: PanelMeeting) -> list[int]:
+    """An item still waiting for an opinion when the meeting closes is deferred: a new round
+    begins, so the votes cast at the meeting are minuted but do not count later."""
+    deferred = []
+    for item in meeting.items:
+        submission = item.submission
+        if submission.status != SubmissionStatus.IN_REVIEW:
+            continue
+        if any(
+            o.meeting_id == meeting.id and o.round == submission.round for o in submission.opinions
+        ):
+            continue
+        submission.round += 1
+        deferred.append(submission.id)
+        audit.record(
+            session,
+            "submission.deferred",
+            actor=audit.Actor.of(chair),
+            object_type="submission",
+            object_id=submission.id,
+            after={"meeting_id": meeting.id, "round": submission.round},
+        )
+    session.flush()
+    return deferred
 
 
 # --- votes, quorum and opinions -----------------------------------------------------------------
@@ -819,6 +846,13 @@ def record_opinion(
     counts = {c: sum(v.choice == c for v in cast) for c in VoteChoice}
     if decision.category in FAVOURABLE and counts[VoteChoice.FOR] <= counts[VoteChoice.AGAINST]:
         raise ReviewError(_("A favourable opinion needs more votes for than against"), "category")
+    if (
+        decision.category == OpinionCategory.UNFAVOURABLE
+        and counts[VoteChoice.AGAINST] <= counts[VoteChoice.FOR]
+    ):
+        raise ReviewError(
+            _("An unfavourable opinion needs more votes against than for"), "category"
+        )
     material = _material_flags(submission, decision) if decision.category in FAVOURABLE else {}
     opinion = Opinion(
         submission_id=submission.id,

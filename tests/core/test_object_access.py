@@ -175,8 +175,8 @@ def _build_world(tmp_path_factory, sqlite_template) -> World:
 
 def _add_reviews(world: World) -> None:
     """Two investigators with a protocol each. The member is named on the second (recused);
-    the chair declared a conflict on it. The first has a decision letter; the second was on a
-    meeting whose minutes are sealed."""
+    the chair declared a conflict on it. The first has a decision letter and was on a meeting
+    whose minutes (and the first's extract) are sealed."""
     import io
 
     from portal.review.models import PanelMeeting, PanelPaper, Protocol, Submission
@@ -225,7 +225,7 @@ def _add_reviews(world: World) -> None:
     chair.post("/review/meetings", {"title": "November", "day": "1", "month": "11", "year": "2026"})
     with app.app_context():
         meeting_id = db.session.scalar(select(PanelMeeting.id))
-    chair.post(f"/review/meetings/{meeting_id}/agenda", {"submission_id": str(s2)})
+    chair.post(f"/review/meetings/{meeting_id}/agenda", {"submission_id": str(s1)})
     assert chair.post(f"/review/meetings/{meeting_id}/close", {}).status_code == 302
     with app.app_context():
         papers = dict(db.session.execute(select(PanelPaper.kind, PanelPaper.uid)).all())
@@ -492,8 +492,18 @@ OBJECTS.update(
                 lambda w: f"/review/papers/{w.ids['papers']['minutes']}.pdf",
             ),
             (
-                "investigator2",
+                "investigator",
                 lambda w: f"/review/papers/{w.ids['papers']['minutes_extract']}.pdf",
+                lambda w: None,
+            ),
+            (
+                "investigator2",
+                lambda w: None,
+                lambda w: f"/review/papers/{w.ids['papers']['minutes_extract']}.pdf",
+            ),
+            (
+                "investigator2",
+                lambda w: None,
                 lambda w: f"/review/papers/{w.ids['papers']['decision_letter']}.pdf",
             ),
         ],

@@ -311,3 +311,35 @@ def test_another_protocol_cannot_take_a_document_that_belongs_to_a_protocol(
         content_type="multipart/form-data",
     )
     assert response.status_code == 400 and "cannot be submitted" in response.text
+
+
+def test_an_item_left_undecided_at_a_meeting_is_deferred_to_a_new_round(
+    make_app, sqlite_url, tmp_path
+):
+    review = set_up_review(make_app, sqlite_url, tmp_path)
+    submission_id = submit_protocol(review)
+    chair = declare(review, review.chair, submission_id)
+    chair.post("/review/meetings", {"title": "Panel", "day": "1", "month": "12", "year": "2026"})
+    with review.app.app_context():
+        meeting_id = db.session.scalar(select(PanelMeeting.id))
+    chair.post(f"/review/meetings/{meeting_id}/agenda", {"submission_id": str(submission_id)})
+    chair.post(
+        f"/review/meetings/{meeting_id}/attendance", {"member_id": str(review.members[0].id)}
+    )
+    assert vote(review, review.members[0], submission_id, "against").status_code == 302
+    # All votes against: an unfavourable opinion fits; a favourable one does not.
+    refused = chair.post(
+        f"/review/panel/submissions/{submission_id}/opinion",
+        {"category": "favourable", "reasons": "Fine."},
+    )
+    assert refused.status_code in (400, 409)
+    assert chair.post(f"/review/meetings/{meeting_id}/close", {}).status_code == 302
+    with review.app.app_context():
+        from portal.review.models import Submission
+
+        assert db.session.get(Submission, submission_id).round == 2
+    # The member voted at the meeting; in the new round they vote again.
+    again = review.client(review.members[0]).post(
+        f"/review/panel/submissions/{submission_id}/vote", {"choice": "for"}
+    )
+    assert again.status_code == 302
