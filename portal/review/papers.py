@@ -33,9 +33,24 @@ PANEL_LANGUAGE = "en-GB"  # the panel works in English; its pages are offered in
 
 
 def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Actor) -> PanelPaper:
-    submission = opinion.submission
     uid, created_at = _new_uid(), utcnow()
-    data = {
+    paper = PanelPaper(
+        uid=uid, kind=PaperKind.DECISION_LETTER.value, opinion_id=opinion.id, created_at=created_at
+    )
+    return _seal_and_store(
+        session,
+        paper,
+        letter_data(opinion, uid, created_at),
+        actor,
+        opinion=opinion,
+        submission=opinion.submission,
+    )
+
+
+def letter_data(opinion: Opinion, uid: str, created_at) -> dict[str, Any]:
+    """What the decision letter says, as data (also attached to the PDF as JSON)."""
+    submission = opinion.submission
+    return {
         "paper_id": uid,
         "kind": PaperKind.DECISION_LETTER.value,
         "created_at": format_timestamp(created_at),
@@ -72,10 +87,6 @@ def create_decision_letter(session: Session, opinion: Opinion, actor: audit.Acto
         ],
         "days_on_clock": clock(submission, opinion.recorded_at).days,
     }
-    paper = PanelPaper(
-        uid=uid, kind=PaperKind.DECISION_LETTER.value, opinion_id=opinion.id, created_at=created_at
-    )
-    return _seal_and_store(session, paper, data, actor, opinion=opinion, submission=submission)
 
 
 def create_minutes(session: Session, meeting: PanelMeeting, actor: audit.Actor) -> PanelPaper:
