@@ -155,7 +155,7 @@ def _demo_review(session, investigator: User, panel: list[User]) -> None:
             material={},
         ),
     )
-    pending = [v.id for v in review.versions_to_submit(session)]
+    pending = [v.id for v in review.versions_to_submit(session, initial.protocol)]
     if pending:
         review.submit_modification(
             session,

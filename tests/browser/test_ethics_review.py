@@ -103,7 +103,9 @@ def test_from_submission_to_a_document_patients_can_be_offered(portal_page, live
             page.get_by_label("What the comment is about").select_option(
                 value=section.get_attribute("value")
             )
-            page.get_by_label("Comment", exact=True).fill("The diary section reads well for patients.")
+            page.get_by_label("Comment", exact=True).fill(
+                "The diary section reads well for patients."
+            )
             portal_page.submit("Add the comment")
         page.get_by_label("For", exact=True).check()
         portal_page.submit("Cast my vote")

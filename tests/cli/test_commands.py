@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from portal.accounts.models import User
-from portal.cli.demo import DEMO_ACCOUNTS
+from portal.cli.demo import DEMO_ACCOUNTS, DEMO_PANEL
 from portal.core.audit import AuditEvent, verify_chain
 from portal.extensions import db
 from tests.helpers import PortalClient
@@ -49,11 +49,17 @@ def test_demo_data_loads_once_with_one_account_per_role(app, runner):
     result = runner.invoke(args=["demo", "load"])
     assert "not loaded" in result.output
     with app.app_context():
-        assert (
-            db.session.scalar(select(func.count(User.id))) == len(DEMO_ACCOUNTS) + 2
-        )  # and two more patients
+        assert db.session.scalar(select(func.count(User.id))) == len(DEMO_ACCOUNTS) + 2 + len(
+            DEMO_PANEL
+        )  # two more patients, and the rest of the panel for a quorum
         roles = set(db.session.scalars(select(User.role)))
         assert roles == {str(role) for role, *_ in DEMO_ACCOUNTS}
+        from portal.review.models import Protocol, Submission
+
+        # The trial's protocol was approved through the review; a modification waits.
+        assert db.session.scalar(select(Protocol.status)) == "approved"
+        kinds = dict(db.session.execute(select(Submission.kind, Submission.status)).all())
+        assert kinds == {"initial": "decided", "substantial": "in_review"}
         assert verify_chain(db.session).intact
     for _role, email, _name, password in DEMO_ACCOUNTS:
         PortalClient(app).login(email, password)
