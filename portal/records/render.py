@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from typing import Any
 
 from flask import render_template
 from flask_babel import force_locale
 from weasyprint import HTML, Attachment
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 from portal.comprehension.services import question_states
@@ -17,6 +19,18 @@ from portal.consent.journey_models import Consent, Withdrawal
 from portal.core.audit import format_timestamp
 
 ATTACHMENT_NAME = "consent-record.json"
+
+
+_fonts = threading.local()
+
+
+def _font_config() -> FontConfiguration:
+    """One font configuration per thread (Pango's font maps are not shared between threads):
+    a new one per render, WeasyPrint's default, leaves about 0.7 MB of native memory behind
+    each time (measured by bench/memory.py)."""
+    if not hasattr(_fonts, "config"):
+        _fonts.config = FontConfiguration()
+    return _fonts.config
 
 
 def restricted_fetcher() -> URLFetcher:
@@ -159,5 +173,8 @@ def render_pdf(
         relationship="Data",
     )
     return HTML(string=html, url_fetcher=restricted_fetcher()).write_pdf(
-        pdf_variant="pdf/a-3b", attachments=[attachment], uncompressed_pdf=False
+        pdf_variant="pdf/a-3b",
+        attachments=[attachment],
+        uncompressed_pdf=False,
+        font_config=_font_config(),
     )
