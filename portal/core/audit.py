@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import has_request_context
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, select, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from portal.core import audit_links
 from portal.core.db import Base, UTCDateTime, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -33,9 +34,9 @@ class AuditEvent(Base):
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
     actor_role: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str | None] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -45,7 +46,13 @@ class AuditEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
-    __table_args__ = (CheckConstraint("seq > 0", name="seq_positive"),)
+    __table_args__ = (
+        CheckConstraint("seq > 0", name="seq_positive"),
+        # The audit browser's filters, newest first by keyset on seq (docs/oversight.md).
+        Index("ix_audit_event_action_seq", "action", "seq"),
+        Index("ix_audit_event_actor_seq", "actor_id", "seq"),
+        Index("ix_audit_event_occurred_at", "occurred_at"),
+    )
 
     @property
     def before(self) -> Any:
@@ -239,8 +246,10 @@ def record(
         "request_id": _current_request_id(),
         "prev_hash": head.last_hash,
     }
+    links = audit_links.links_for(session, object_type, fields["object_id"])
     event = AuditEvent(**fields, hash=event_hash(**fields))
     session.add(event)
+    audit_links.add_links(session, event.seq, links)
     head.last_seq = event.seq
     head.last_hash = event.hash
     session.flush()

@@ -8,6 +8,8 @@ once, services only flush.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import Flask
@@ -62,6 +64,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+READ_ONLY_OPTION = "portal_read_only"
+
+
 def build_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for every transaction.
 
@@ -88,7 +93,8 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -135,6 +141,28 @@ class Database:
         if instance is None:
             abort(404)
         return instance
+
+
+def begin_reading(session: Session) -> None:
+    """End the session's transaction and start one that only reads.
+
+    On SQLite it begins DEFERRED, so that a long read (a dashboard's aggregates, an export of a
+    million events) sees one snapshot without holding the write lock that every writer waits on.
+    Writing in it afterwards is a mistake: SQLite may refuse the upgrade when another writer
+    committed meanwhile.
+    """
+    session.commit()
+    session.connection(execution_options={READ_ONLY_OPTION: True})
+
+
+@contextmanager
+def reading_session(engine: Engine) -> Iterator[Session]:
+    """A session of its own that only reads (see begin_reading), for work that outlives the
+    request's session, such as a streamed download; its transaction ends with the block."""
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY_OPTION: True})
+        with Session(bind=connection) as session:
+            yield session
 
 
 def is_postgresql(session: Session) -> bool:
