@@ -54,6 +54,7 @@ $(STAMPS)/assets: $(STAMPS)/npm $(wildcard portal/static/scss/*.scss)
 	cp -r $(NHSUK)/assets $(VENDOR)/nhsuk/assets
 	cp $(NHSUK)/nhsuk-frontend.min.js $(VENDOR)/nhsuk/nhsuk-frontend.min.js
 	cp node_modules/signature_pad/dist/signature_pad.umd.min.js $(VENDOR)/signature_pad.umd.min.js
+	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
 	npx sass --no-source-map --style=compressed --load-path=node_modules --quiet-deps \
 	  portal/static/scss/portal.scss $(VENDOR)/portal.css
 	@touch $@

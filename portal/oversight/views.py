@@ -151,3 +151,7 @@ def verify_trail():
     else:
         flash(_("The audit trail has been tampered with."), "error")
     return redirect(url_for("oversight.audit_trail"))
+
+
+# The dashboards' routes join this blueprint (imported last: they import `bp`).
+from portal.oversight import dashboard_views  # noqa: E402, F401
