@@ -9,6 +9,8 @@ import json
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from portal.core import audit
@@ -255,3 +257,30 @@ def test_only_the_panel_browses_the_trail(journey, role):
     assert client.get("/oversight/audit").status_code == 403
     assert client.get("/oversight/audit/export.csv").status_code == 403
     assert client.post("/oversight/audit/verify").status_code == 403
+
+
+FILTER_NAMES = ["patient", "protocol", "version", "incident", "actor", "action", "date_from",
+                "date_to", "older_than", "newer_than", "other"]  # fmt: skip
+
+
+@pytest.fixture
+def panel_client(make_app, sqlite_url):
+    return _panel(make_app(sqlite_url))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(FILTER_NAMES),
+        st.one_of(st.text(max_size=40), st.integers().map(str), st.just("\x00"), st.just("9" * 30)),
+        max_size=5,
+    )
+)
+def test_any_query_string_gets_a_page_or_a_clear_400(panel_client, params):
+    for url in ("/oversight/audit", "/oversight/audit/export.csv"):
+        response = panel_client.get(url, query_string=params)
+        assert response.status_code in (200, 400), (params, response.status_code)
+        if response.status_code == 400:
+            assert "There is a problem" in response.text
