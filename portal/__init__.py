@@ -54,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.incidents.views import bp as incidents_bp
     from portal.notifications.views import bp as notifications_bp
     from portal.operations.health import bp as operations_bp
+    from portal.oversight.fhir_views import bp as fhir_bp
     from portal.oversight.views import bp as oversight_bp
     from portal.records.views import bp as records_bp
     from portal.review import panel_views  # noqa: F401  (its routes join the review blueprint)
@@ -69,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         records_bp,
         review_bp,
         oversight_bp,
+        fhir_bp,
         notifications_bp,
         incidents_bp,
         operations_bp,

@@ -11,6 +11,7 @@ def register_commands(app: Flask) -> None:
         database,
         demo,
         documents,
+        export,
         mail,
         operations,
         records,
@@ -24,6 +25,7 @@ def register_commands(app: Flask) -> None:
         documents.docs_group,
         records.records_group,
         mail.mail_group,
+        export.export_group,
     ):
         app.cli.add_command(group)
     for command in (operations.check_command, backups.backup_command, backups.restore_command):

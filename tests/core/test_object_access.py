@@ -42,6 +42,8 @@ NOT_PERSONAL = {
     "review.add_agenda_item",
     "review.add_attendance",
     "review.close_meeting",
+    # Its argument is the file format; the panel-only export is covered in tests/oversight.
+    "oversight.export_trail",
 }
 
 
@@ -435,6 +437,23 @@ OBJECTS.update(
         ],
         "accounts.manage_user": [
             ("admin", lambda w: f"/account/staff/{w.accounts['t1'].id}", lambda w: None)
+        ],
+        # A patient's consents as FHIR: their own; a therapist's patient's; for the panel any
+        # patient (someone who is not a patient does not exist).
+        "fhir.patient_consents": [
+            (
+                who,
+                lambda w: f"/fhir/patients/{w.accounts['p1'].id}/consents.json",
+                lambda w: f"/fhir/patients/{w.accounts['p2'].id}/consents.json",
+            )
+            for who in ("p1", "t1")
+        ]
+        + [
+            (
+                "member",
+                lambda w: f"/fhir/patients/{w.accounts['p2'].id}/consents.json",
+                lambda w: f"/fhir/patients/{w.accounts['t1'].id}/consents.json",
+            )
         ],
     }
 )
