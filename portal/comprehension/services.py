@@ -15,6 +15,7 @@ from portal.consent.journey_models import Consent
 from portal.consent.models import ComprehensionQuestion
 from portal.core import audit
 from portal.core.db import utcnow
+from portal.oversight import tallies
 
 WRONG_ANSWERS_BEFORE_TEACH_BACK = 2
 
@@ -29,6 +30,8 @@ class QuestionState:
     passed: bool
     wrong_since_teach_back: int
     open_teach_back: TeachBack | None
+    attempts: int = 0
+    teach_backs: int = 0
 
 
 def question_states(session: Session, consent: Consent) -> list[QuestionState]:
@@ -53,6 +56,8 @@ def question_states(session: Session, consent: Consent) -> list[QuestionState]:
                 passed=any(a.correct for a in mine),
                 wrong_since_teach_back=sum(1 for a in since if not a.correct),
                 open_teach_back=next((t for t in flags if t.is_open), None),
+                attempts=len(mine),
+                teach_backs=len(flags),
             )
         )
     return states
@@ -84,6 +89,9 @@ def answer(session: Session, consent: Consent, question_key: str, choice: str) -
     )
     session.add(attempt)
     session.flush()
+    tallies.count_answer(
+        session, consent.version_id, question_key, first=state.attempts == 0, correct=correct
+    )
     actor = audit.Actor.of(consent.patient)
     audit.record(
         session,
@@ -97,6 +105,8 @@ def answer(session: Session, consent: Consent, question_key: str, choice: str) -
         flag = TeachBack(consent_id=consent.id, question_key=question_key)
         session.add(flag)
         session.flush()
+        if state.teach_backs == 0:  # the tally counts patients who needed one
+            tallies.count_teach_back(session, consent.version_id, question_key)
         audit.record(
             session,
             "comprehension.teach_back_raised",

@@ -35,6 +35,7 @@ from portal.consent.models import ConsentDocument, DocumentText, DocumentVersion
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import Role
+from portal.oversight import tallies
 
 MAX_SECTION_SECONDS = 2 * 60 * 60  # a page left open overnight is not reading time
 MAX_SIGNATURE_BYTES = 300_000
@@ -144,6 +145,7 @@ def leave_section(
     visit = session.get(SectionVisit, visit_id) if visit_id else None
     if visit is not None and visit.consent_id == consent.id and visit.seconds is None:
         visit.seconds = min(int((utcnow() - visit.opened_at).total_seconds()), MAX_SECTION_SECONDS)
+        tallies.count_reading(session, consent.version_id, visit.section_key, visit.seconds)
     last = len(consent.sections) - 1
     if direction == "back":
         return max(position - 1, 0)

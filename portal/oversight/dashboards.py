@@ -1,7 +1,8 @@
 """The panel's dashboards: what is happening across sites, as figures the database aggregates.
 
-Each function answers one page with a handful of GROUP BY queries over indexed columns, never
-by loading rows into Python, so a page costs the same at 100 patients as at 100,000
+Each function answers one page with a handful of GROUP BY queries over indexed columns, or reads
+the running totals kept as answers are written (portal/oversight/tallies.py), never by loading
+rows into Python, so a page costs about the same at 100 patients as at 100,000
 (bench/dashboards.py). Every chart carries its figures, which the page also shows as a table.
 """
 
@@ -18,11 +19,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from portal.comprehension.models import ComprehensionAttempt, TeachBack
 from portal.consent.journey_models import (
     Consent,
     ConsentStatus,
-    SectionVisit,
     Withdrawal,
     WithdrawalScope,
 )
@@ -37,6 +36,7 @@ from portal.consent.models import (
 from portal.consent.readability import PLAIN_LANGUAGE_TARGET, Readability, score
 from portal.incidents.forms import CATEGORY_LABELS, SEVERITY_LABELS
 from portal.incidents.models import Category, Incident, Severity, Status
+from portal.oversight.models import QuestionTally, SectionTally
 from portal.review import services as review
 from portal.review.models import Submission
 
@@ -290,56 +290,17 @@ def comprehension_analysis(session: Session, version: VersionLabel) -> Comprehen
             .order_by(ComprehensionQuestion.position)
         )
     }
-    of_version = select(Consent.id).where(Consent.version_id == version.id).scalar_subquery()
-
-    # Each patient's attempts at each question, and whether the first was right.
-    per_patient = (
-        select(
-            ComprehensionAttempt.question_key.label("question_key"),
-            func.count().label("attempts"),
-            func.min(ComprehensionAttempt.id).label("first_id"),
-        )
-        .where(ComprehensionAttempt.consent_id.in_(of_version))
-        .group_by(ComprehensionAttempt.consent_id, ComprehensionAttempt.question_key)
-        .subquery()
-    )
-    first = ComprehensionAttempt.__table__.alias("first_attempt")
-    for key, answered, attempts, first_correct in session.execute(
-        select(
-            per_patient.c.question_key,
-            func.count(),
-            func.sum(per_patient.c.attempts),
-            func.sum(case((first.c.correct, 1), else_=0)),
-        )
-        .join(first, first.c.id == per_patient.c.first_id)
-        .group_by(per_patient.c.question_key)
+    for tally in session.scalars(
+        select(QuestionTally).where(QuestionTally.version_id == version.id)
     ):
-        if key in questions:
-            figures = questions[key]
-            figures.answered, figures.attempts, figures.first_correct = (
-                int(answered),
-                int(attempts or 0),
-                int(first_correct or 0),
-            )
-    for key, count in session.execute(
-        select(TeachBack.question_key, func.count(func.distinct(TeachBack.consent_id)))
-        .where(TeachBack.consent_id.in_(of_version))
-        .group_by(TeachBack.question_key)
-    ):
-        if key in questions:
-            questions[key].teach_backs = int(count)
-    for key, visits, mean_seconds in session.execute(
-        select(
-            SectionVisit.section_key,
-            func.count(SectionVisit.seconds),
-            func.avg(SectionVisit.seconds),
-        )
-        .where(SectionVisit.consent_id.in_(of_version))
-        .group_by(SectionVisit.section_key)
-    ):
-        if key in by_section:
-            by_section[key].visits = int(visits)
-            by_section[key].mean_seconds = round(float(mean_seconds), 1) if mean_seconds else None
+        if tally.question_key in questions:
+            figures = questions[tally.question_key]
+            figures.answered, figures.first_correct = tally.patients, tally.first_correct
+            figures.attempts, figures.teach_backs = tally.attempts, tally.teach_backs
+    for tally in session.scalars(select(SectionTally).where(SectionTally.version_id == version.id)):
+        if tally.section_key in by_section and tally.visits:
+            by_section[tally.section_key].visits = tally.visits
+            by_section[tally.section_key].mean_seconds = round(tally.seconds / tally.visits, 1)
     for figures in questions.values():
         if figures.section_key in by_section:
             by_section[figures.section_key].questions.append(figures)

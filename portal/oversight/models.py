@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.db import Base, UTCDateTime, utcnow
@@ -26,3 +26,30 @@ class ChainVerification(Base):
     problem: Mapped[str | None] = mapped_column(Text)
     checkpoints_checked: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QuestionTally(Base):
+    """Running totals for one comprehension question of one version, kept in the same
+    transaction as each answer, so that item analysis at 100,000 patients reads a few rows
+    instead of aggregating millions of attempts. Derived data: `tallies.rebuild` recomputes it
+    from the attempts, and the tests check the two agree."""
+
+    __tablename__ = "question_tally"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("document_version.id"), primary_key=True)
+    question_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patients: Mapped[int] = mapped_column(Integer, default=0)  # who answered at least once
+    first_correct: Mapped[int] = mapped_column(Integer, default=0)  # right at the first attempt
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    teach_backs: Mapped[int] = mapped_column(Integer, default=0)  # patients who needed one
+
+
+class SectionTally(Base):
+    """Running totals of the time spent reading one section of one version (see above)."""
+
+    __tablename__ = "section_tally"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("document_version.id"), primary_key=True)
+    section_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer, default=0)  # visits with a time recorded
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -160,3 +160,63 @@ def test_a_withdrawal_appears_by_month_and_data_choice(journey):
     assert sum(v for s in by_option.series for v in s.values) == 1
     page = _panel(app).get("/oversight/dashboards/withdrawals").text
     assert len(_chart_data(page)) == 2
+
+
+def test_running_totals_equal_a_recount_from_the_raw_rows(journey):
+    """The totals kept as answers are written agree with recounting every attempt, including a
+    patient with wrong answers and a teach-back, and a rebuild gives the same rows."""
+    from portal.comprehension.services import answer, question_states
+    from portal.oversight import tallies
+    from portal.oversight.models import QuestionTally, SectionTally
+
+    app = journey.app
+    second = create_account(app, Role.PATIENT, email="second@example.org")
+    with app.app_context():
+        first = journey.consent()
+        consent = Consent(
+            patient_id=second.id,
+            therapist_id=first.therapist_id,
+            version_id=first.version_id,
+            text_id=first.text_id,
+            content_hash=first.content_hash,
+        )
+        db.session.add(consent)
+        db.session.flush()
+        question = question_states(db.session, consent)[0].question
+        wrong = next(c["id"] for c in question.choices if c["id"] != question.answer)
+        answer(db.session, consent, question.key, wrong)
+        answer(db.session, consent, question.key, wrong)  # the second raises a teach-back
+        db.session.commit()
+
+        def kept():
+            questions = db.session.execute(
+                select(
+                    QuestionTally.version_id,
+                    QuestionTally.question_key,
+                    QuestionTally.patients,
+                    QuestionTally.first_correct,
+                    QuestionTally.attempts,
+                    QuestionTally.teach_backs,
+                ).order_by(QuestionTally.question_key)
+            ).all()
+            sections = db.session.execute(
+                select(
+                    SectionTally.version_id,
+                    SectionTally.section_key,
+                    SectionTally.visits,
+                    SectionTally.seconds,
+                ).order_by(SectionTally.section_key)
+            ).all()
+            return [tuple(row) for row in questions], [tuple(row) for row in sections]
+
+        incremental = kept()
+        recounted_questions = sorted(
+            tuple(row) for row in db.session.execute(tallies.computed_question_tallies(db.session))
+        )
+        assert sorted(incremental[0]) == recounted_questions
+        row = next(r for r in incremental[0] if r[1] == question.key)
+        assert row[2:] == (2, 1, 3, 1)  # two patients, one right first time, 3 tries, 1 teach-back
+        assert incremental[1]  # the reading times of the first patient
+        tallies.rebuild(db.session)
+        db.session.commit()
+        assert kept() == incremental

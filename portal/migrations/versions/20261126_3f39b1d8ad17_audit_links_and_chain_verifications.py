@@ -14,7 +14,6 @@ from alembic import op
 import portal.core.db  # custom column types are rendered as portal.core.db.<Type>
 from portal.core.append_only import create_append_only_triggers, drop_append_only_triggers
 
-
 revision = '3f39b1d8ad17'
 down_revision = 'c63948c7aa2f'
 branch_labels = None
