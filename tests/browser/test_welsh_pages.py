@@ -94,3 +94,23 @@ def test_ethics_review_pages_in_welsh(portal_page):
     page.locator("#conflict").check()  # no conflict
     press_first_button()  # declared: the discussion, readability, votes and opinion forms
     assert page.locator("#category").count() == 1
+
+
+def test_oversight_pages_in_welsh(portal_page):
+    """The audit trail browser (with a filter error) and every dashboard, in Welsh; the charts'
+    labels come from the server, so they are Welsh too."""
+    page = portal_page.page
+    portal_page.goto("/account/sign-in")
+    portal_page.submit("Cymraeg")
+    portal_page.sign_in(*ACCOUNTS[Role.PANEL_CHAIR])
+    assert page.locator("html").get_attribute("lang") == "cy"
+    portal_page.goto("/oversight/")
+    portal_page.goto("/oversight/audit?patient=neb%40example.org&date_from=2026-13-40")
+    assert page.locator(".nhsuk-error-summary").count() == 1
+    assert "There is a problem" not in page.locator("main").inner_text()
+    portal_page.goto("/oversight/audit")
+    for path in ("", "/consent", "/comprehension", "/withdrawals", "/concerns", "/reviews"):
+        portal_page.goto(f"/oversight/dashboards{path}")
+        text = page.locator("main").inner_text()
+        assert "Consent funnel" not in text and "Figures:" not in text
+    portal_page.assert_all_pages_checked()
