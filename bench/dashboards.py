@@ -87,12 +87,13 @@ def _samples(database: Path) -> dict[str, str]:
             "middle": one("SELECT last_seq / 2 FROM audit_chain_head"),
             "events": one("SELECT last_seq FROM audit_chain_head"),
             "patients": one("SELECT COUNT(*) FROM user_account WHERE role = 'patient'"),
-            "month": one("SELECT substr(MAX(occurred_at), 1, 7) FROM audit_event"),
+            # Synthetic events carry the time they were written (docs/synthetic-data.md).
+            "day": one("SELECT substr(MAX(occurred_at), 1, 10) FROM audit_event"),
         }
 
 
 def pages(sample: dict[str, str]) -> dict[str, str]:
-    month = sample["month"]
+    day = sample["day"]
     return {
         "dashboard: consent funnel": "/oversight/dashboards/consent",
         "dashboard: understanding and readability": "/oversight/dashboards/comprehension",
@@ -111,7 +112,7 @@ def pages(sample: dict[str, str]) -> dict[str, str]:
         ),
         "audit: by concern": f"/oversight/audit?incident={sample['incident']}",
         "audit: by date range": (
-            f"/oversight/audit?date_from={month}-01&date_to={month}-10&action=consent.opened"
+            f"/oversight/audit?date_from={day}&date_to={day}&action=consent.opened"
         ),
     }
 

@@ -272,3 +272,8 @@ def code_command() -> None:
     import pyotp
 
     click.echo(pyotp.TOTP(DEMO_TOTP_SECRET).now())
+
+
+from portal.cli.generate import generate_command  # noqa: E402 - joins the group defined above
+
+demo_group.add_command(generate_command)
