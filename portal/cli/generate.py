@@ -503,21 +503,7 @@ class Driver:
         self.insert(table.name, columns, values)
 
 
-EVENT_COLUMNS = (
-    "seq",
-    "occurred_at",
-    "actor_id",
-    "actor_role",
-    "action",
-    "object_type",
-    "object_id",
-    "reason",
-    "before_json",
-    "after_json",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
+EVENT_COLUMNS = audit.STORED_COLUMNS
 
 
 class Trail:

@@ -63,6 +63,24 @@ class AuditEvent(Base):
         return None if self.after_json is None else json.loads(self.after_json)
 
 
+# An event's stored columns in table order: what exports carry and bulk loads write.
+STORED_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_role",
+    "action",
+    "object_type",
+    "object_id",
+    "reason",
+    "before_json",
+    "after_json",
+    "request_id",
+    "prev_hash",
+    "hash",
+)
+
+
 class AuditChainHead(Base):
     """The single row naming the last event: serialises appends and exposes truncation."""
 

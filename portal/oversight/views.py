@@ -34,7 +34,6 @@ from portal.oversight.forms import TrailFilterForm
 
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
 
-RECENT_EVENTS = 20
 RECENT_WITHDRAWALS = 20
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -54,15 +53,10 @@ def _chain_status() -> dict:
 @bp.route("/")
 @roles_required(*PANEL_ROLES)
 def home():
-    recent = db.session.scalars(
-        select(audit.AuditEvent).order_by(audit.AuditEvent.seq.desc()).limit(RECENT_EVENTS)
-    ).all()
     withdrawals = db.session.scalars(
         select(Withdrawal).order_by(Withdrawal.id.desc()).limit(RECENT_WITHDRAWALS)
     ).all()
-    return render_template(
-        "oversight/home.html", recent=recent, withdrawals=withdrawals, **_chain_status()
-    )
+    return render_template("oversight/home.html", withdrawals=withdrawals, **_chain_status())
 
 
 def _filter_form() -> tuple[TrailFilterForm, trail.TrailFilter | None]:

@@ -284,3 +284,15 @@ def test_any_query_string_gets_a_page_or_a_clear_400(panel_client, params):
         assert response.status_code in (200, 400), (params, response.status_code)
         if response.status_code == 400:
             assert "There is a problem" in response.text
+
+
+def test_the_command_line_verification_is_recorded_for_the_panel(journey):
+    app = journey.app
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        run = db.session.scalar(select(ChainVerification))
+        assert run.intact and run.verified_by_id is None
+        assert f"{run.events_verified} events verified" in result.output
+    page = _panel(app).get("/oversight/audit").text
+    assert "Intact" in page
