@@ -10,9 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
+import os
 import re
-from collections.abc import Iterator, Mapping
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from flask import has_request_context
@@ -298,32 +302,68 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-def _rows(session: Session, batch_size: int) -> Iterator[tuple]:
-    """All events in sequence order, in keyset-paginated batches, as the driver returns them
-    (no per-value conversion: a million rows must verify in seconds)."""
-    columns = (
-        "seq, occurred_at, actor_id, actor_role, action, object_type, object_id, reason, "
-        "before_json, after_json, request_id, prev_hash, hash"
-    )
+_STORED_COLUMNS_SQL = ", ".join(STORED_COLUMNS)
+
+# The canonical bytes built by SQLite itself, in C: json_quote escapes exactly as Python's
+# json.dumps(ensure_ascii=False) does (tests/core/test_audit.py checks every code point class),
+# and a mismatch is re-checked in Python before anything is called altered.
+_SQLITE_CANONICAL = (
+    "CAST(format('" + _EVENT_TEMPLATE.replace("%d", "%s") + "', json_quote(action),"
+    " coalesce(actor_id, 'null'), json_quote(actor_role), coalesce(after_json, 'null'),"
+    " coalesce(before_json, 'null'), json_quote(object_id), json_quote(object_type),"
+    " json_quote(replace(occurred_at, ' ', 'T') || 'Z'), json_quote(prev_hash),"
+    " json_quote(reason), json_quote(request_id), seq) AS BLOB)"
+)
+
+
+def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, bytes]]:
+    """(seq, prev_hash, hash, canonical bytes) for every event in sequence order.
+
+    A million events must verify in seconds, so on SQLite the database builds the canonical
+    bytes and the driver's own cursor streams them; elsewhere Python builds them from
+    keyset-paginated batches.
+    """
     connection = session.connection()
-    if connection.dialect.name == "sqlite":  # the driver's own cursor: no result wrapping
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.arraysize = batch_size
-        cursor.execute(f"SELECT {columns} FROM audit_event ORDER BY seq")  # noqa: S608 - constants
-        while batch := cursor.fetchmany():
-            yield from batch
-        cursor.close()
+    if connection.dialect.name == "sqlite":
+        yield from _sqlite_events(connection.connection.driver_connection, batch_size)
         return
     query = text(
-        f"SELECT {columns} FROM audit_event WHERE seq > :after ORDER BY seq LIMIT :size"  # noqa: S608
+        f"SELECT {_STORED_COLUMNS_SQL} FROM audit_event "  # noqa: S608 - constants
+        "WHERE seq > :after ORDER BY seq LIMIT :size"
     )
     last_seq = 0
-    while True:
-        batch = session.execute(query, {"after": last_seq, "size": batch_size}).all()
-        if not batch:
-            return
-        yield from batch
+    while batch := session.execute(query, {"after": last_seq, "size": batch_size}).all():
+        for row in batch:
+            yield row[0], row[11], row[12], _canonical_from_row(row)
         last_seq = batch[-1][0]
+
+
+def _sqlite_events(
+    connection: Any, batch_size: int, first: int = 1, last: int | None = None
+) -> Iterator[tuple[int, str, str, bytes]]:
+    cursor = connection.cursor()
+    cursor.arraysize = batch_size
+    cursor.execute(
+        f"SELECT seq, prev_hash, hash, {_SQLITE_CANONICAL} FROM audit_event "  # noqa: S608
+        "WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        (first, (1 << 62) if last is None else last),
+    )
+    while batch := cursor.fetchmany():
+        yield from batch
+    cursor.close()
+
+
+def _canonical_from_row(row: Sequence[Any]) -> bytes:
+    return _canonical(row[0], _stored_time(row[1]), *row[2:12])
+
+
+def _python_hash(session: Session, seq: int) -> str:
+    """One event's hash recomputed in Python from its stored columns: the reference encoding."""
+    row = session.execute(
+        text(f"SELECT {_STORED_COLUMNS_SQL} FROM audit_event WHERE seq = :seq"),  # noqa: S608
+        {"seq": seq},
+    ).one()
+    return hashlib.sha256(_canonical_from_row(row)).hexdigest()
 
 
 def _stored_time(value: Any) -> str:
@@ -333,45 +373,100 @@ def _stored_time(value: Any) -> str:
     return format_timestamp(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
 
 
-def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
-    """Recompute every hash and link; name the first event that does not fit."""
-    expected_seq = 1
-    previous_hash = GENESIS_HASH
-    hash_before_previous = None
-    for row in _rows(session, batch_size):
-        seq, stored_prev, stored_hash = row[0], row[11], row[12]
-        if seq != expected_seq:
-            missing = min(seq, expected_seq)
-            return ChainReport(
-                expected_seq - 1,
-                missing,
-                f"event {expected_seq} expected but event {seq} found "
-                "(an event was deleted, inserted or renumbered)",
-            )
-        if stored_prev != previous_hash:
-            if stored_prev == hash_before_previous:
-                # It links to the event before: the one in between was slipped in.
-                return ChainReport(
-                    expected_seq - 2,
-                    seq - 1,
-                    f"event {seq - 1} was inserted (event {seq} links past it)",
-                )
-            return ChainReport(
-                expected_seq - 1, seq, f"event {seq} does not link to event {seq - 1}"
-            )
-        canonical = _canonical(seq, _stored_time(row[1]), *row[2:12])
-        if hashlib.sha256(canonical).hexdigest() != stored_hash:
-            return ChainReport(
-                expected_seq - 1, seq, f"event {seq} was altered (its hash does not match)"
-            )
-        hash_before_previous, previous_hash = previous_hash, stored_hash
-        expected_seq += 1
+@dataclass
+class _Walk:
+    """How far a walk along (part of) the chain got."""
 
-    verified = expected_seq - 1
+    next_seq: int
+    first_prev: str | None = None  # the first event's prev_hash, for joining ranges
+    last_hash: str | None = None
+    problem: ChainReport | None = None
+
+
+def _walk(
+    events: Iterator[tuple[int, str, str, bytes]],
+    expected_seq: int,
+    previous_hash: str | None,
+    rehash: Callable[[int], str],
+) -> _Walk:
+    """Check sequence, links and hashes; stop at the first event that does not fit.
+
+    previous_hash None means the walk starts mid-chain and takes the first link on trust (the
+    caller joins the ranges); rehash recomputes one event in Python before it is called altered.
+    """
+    walk = _Walk(expected_seq, last_hash=previous_hash)
+    hash_before_previous = None
+    sha256 = hashlib.sha256
+    for seq, stored_prev, stored_hash, canonical in events:
+        if walk.first_prev is None:
+            walk.first_prev = stored_prev
+            previous_hash = stored_prev if previous_hash is None else previous_hash
+        if not (
+            seq == expected_seq
+            and stored_prev == previous_hash
+            and (sha256(canonical).hexdigest() == stored_hash or rehash(seq) == stored_hash)
+        ):
+            walk.problem = _problem(
+                seq, expected_seq, stored_prev, previous_hash, hash_before_previous
+            )
+            break
+        hash_before_previous = previous_hash
+        previous_hash = stored_hash
+        expected_seq += 1
+    walk.next_seq, walk.last_hash = expected_seq, previous_hash
+    return walk
+
+
+def _problem(
+    seq: int,
+    expected_seq: int,
+    stored_prev: str,
+    previous_hash: str | None,
+    hash_before: str | None,
+) -> ChainReport:
+    """Why an event does not fit where the walk reached it."""
+    if seq != expected_seq:
+        return ChainReport(
+            expected_seq - 1,
+            min(seq, expected_seq),
+            f"event {expected_seq} expected but event {seq} found "
+            "(an event was deleted, inserted or renumbered)",
+        )
+    if stored_prev != previous_hash:
+        if stored_prev == hash_before:
+            # It links to the event before: the one in between was slipped in.
+            return ChainReport(
+                expected_seq - 2,
+                seq - 1,
+                f"event {seq - 1} was inserted (event {seq} links past it)",
+            )
+        return ChainReport(expected_seq - 1, seq, f"event {seq} does not link to event {seq - 1}")
+    return ChainReport(expected_seq - 1, seq, f"event {seq} was altered (its hash does not match)")
+
+
+# Chains at least this long are verified by several processes on a SQLite file.
+PARALLEL_FROM = 200_000
+
+
+def verify_chain(
+    session: Session, batch_size: int = 10_000, workers: int | None = None
+) -> ChainReport:
+    """Recompute every hash and link; name the first event that does not fit.
+
+    workers: processes to share a long chain in a SQLite file (default: one per core, up to
+    two, from PARALLEL_FROM events). Any doubt from them is settled by walking the whole chain
+    in this process, so problems are always reported exactly as a single walk reports them.
+    """
     head = session.get(AuditChainHead, 1)
     if head is None:
-        return ChainReport(verified, 1, "the chain head record is missing")
-    if head.last_seq != verified or head.last_hash != previous_hash:
+        return ChainReport(0, 1, "the chain head record is missing")
+    if _parallel_walks_intact(session, head, batch_size, workers):
+        return ChainReport(head.last_seq)
+    walk = _walk(_events(session, batch_size), 1, GENESIS_HASH, partial(_python_hash, session))
+    if walk.problem:
+        return walk.problem
+    verified = walk.next_seq - 1
+    if head.last_seq != verified or head.last_hash != walk.last_hash:
         first_bad = min(head.last_seq, verified) + 1
         return ChainReport(
             verified,
@@ -380,3 +475,47 @@ def verify_chain(session: Session, batch_size: int = 10_000) -> ChainReport:
             "(events were removed from or added to the end)",
         )
     return ChainReport(verified)
+
+
+def _parallel_walks_intact(
+    session: Session, head: AuditChainHead, batch_size: int, workers: int | None
+) -> bool:
+    """True when worker processes found every event from 1 to the head intact and joined up;
+    False when they were not used or found anything to look at closer."""
+    connection = session.connection()
+    database = connection.engine.url.database
+    if connection.dialect.name != "sqlite" or not database or database == ":memory:":
+        return False
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if head.last_seq >= PARALLEL_FROM else 1
+    if workers < 2 or head.last_seq < workers:
+        return False
+    last_stored = connection.exec_driver_sql("SELECT max(seq) FROM audit_event").scalar()
+    if last_stored != head.last_seq:
+        return False
+    bounds = [head.last_seq * part // workers for part in range(workers + 1)]
+    ranges = [(database, bounds[i] + 1, bounds[i + 1], batch_size) for i in range(workers)]
+    # fork: the workers need nothing but this module, and start in milliseconds.
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        walks = pool.starmap(_walk_range, ranges)
+    joins = [GENESIS_HASH] + [walk.last_hash for walk in walks]
+    return (
+        all(
+            walk.problem is None and walk.next_seq == last + 1 and walk.first_prev == joins[index]
+            for index, (walk, (_db, _first, last, _size)) in enumerate(
+                zip(walks, ranges, strict=True)
+            )
+        )
+        and walks[-1].last_hash == head.last_hash
+    )
+
+
+def _walk_range(database: str, first: int, last: int, batch_size: int) -> _Walk:
+    """One worker's share: events first..last, read through its own read-only connection."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        events = _sqlite_events(connection, batch_size, first, last)
+        # A hash this process cannot confirm is left to the full walk, which re-checks it.
+        return _walk(events, first, None, lambda _seq: "")
+    finally:
+        connection.close()

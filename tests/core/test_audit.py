@@ -93,6 +93,29 @@ def test_hash_matches_the_documented_encoding(app):
         assert hashlib.sha256(encoded.encode("utf-8")).hexdigest() == event.hash
 
 
+def test_sqlite_builds_the_same_canonical_bytes_as_python(make_app, sqlite_url):
+    """Verification on SQLite lets the database build the bytes; every character class that
+    JSON escapes, and text beyond ASCII and the BMP, must come out as Python writes it."""
+    awkward = "".join(map(chr, range(0x20))) + '"\\/\x7f é — ✓ 𝄞 Cymraeg ŵ'
+    with make_app(sqlite_url).app_context():
+        for index, text_value in enumerate([awkward, "", "plain", None]):
+            audit.record(
+                db.session,
+                f"test.{index}",
+                actor=audit.Actor(id=None if text_value is None else index, role="patient"),
+                object_type=text_value,
+                object_id=text_value,
+                before=None if text_value is None else {"v": text_value},
+                after={"list": [1, True, None]},
+                reason=text_value,
+            )
+        db.session.commit()
+        built = {seq: canonical for seq, _prev, _hash, canonical in audit._events(db.session, 3)}
+        rows = db.session.execute(text(f"SELECT {audit._STORED_COLUMNS_SQL} FROM audit_event"))
+        assert {row[0]: audit._canonical_from_row(row) for row in rows} == built
+        assert audit.verify_chain(db.session).intact
+
+
 def test_floats_are_refused():
     with pytest.raises(TypeError):
         audit.canonical_json({"score": 0.5})
@@ -145,6 +168,33 @@ def test_verification_names_the_first_tampered_event(app, runner, kind):
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code != 0
     assert "event 4" in result.output
+
+
+@pytest.mark.parametrize("kind", ["intact", *sorted(TAMPERING), "truncated"])
+def test_parallel_verification_agrees_with_one_walk(make_app, sqlite_url, kind):
+    """Long chains on SQLite are shared between processes; whatever was done to the chain,
+    the report is the one a single walk gives, and an intact chain is confirmed by the workers."""
+    app = make_app(sqlite_url)
+    append_events(app, 9)
+    drop_append_only_triggers(app)
+    if kind == "inserted":
+        _insert_forged_event(app, at_seq=6)
+    elif kind == "swapped":
+        _run_with_relaxed_checks(app, [sql.replace("4", "6") for sql in TAMPERING[kind]])
+    elif kind == "truncated":
+        run_sql(app, "DELETE FROM audit_event WHERE seq = (SELECT max(seq) FROM audit_event)")
+    elif kind != "intact":
+        for statement in TAMPERING[kind]:
+            # Event 6 carries n = 6 (the tampering below names event 4 and its n = 4).
+            run_sql(app, statement.replace("4", "6"))
+
+    with app.app_context():
+        head = db.session.get(audit.AuditChainHead, 1)
+        confirmed = audit._parallel_walks_intact(db.session, head, 2, workers=2)
+        assert confirmed == (kind == "intact")
+        shared = audit.verify_chain(db.session, batch_size=2, workers=2)
+        assert shared == audit.verify_chain(db.session, batch_size=2, workers=1)
+    assert shared.intact == (kind == "intact")
 
 
 def test_truncating_the_end_of_the_chain_is_detected(app, runner):
