@@ -38,7 +38,7 @@ def main() -> None:
     from signing import _site
 
     from portal.extensions import db
-    from portal.records.render import render_pdf
+    from portal.records.render import pdf_source
     from portal.records.seal import seal
     from portal.review.models import Opinion
     from portal.review.papers import PANEL_LANGUAGE, PANEL_LOCALE, letter_data
@@ -51,14 +51,14 @@ def main() -> None:
             data = letter_data(opinion, "BENCH", opinion.recorded_at)
 
             def render_once() -> None:
-                pdf = render_pdf(
+                pdf = pdf_source(
                     "pdf/decision_letter.html",
                     PANEL_LOCALE,
                     data,
                     "benchmark",
                     paper_language=PANEL_LANGUAGE,
                     **context,
-                )
+                ).render()
                 seal(pdf, reason="benchmark")
 
             render_once()

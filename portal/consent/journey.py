@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
+from portal.accounts.passwords import verify_password
 from portal.accounts.services import reauthenticated
 from portal.comprehension.services import question_states
 from portal.consent.document_format import LOCALE_TO_DOCUMENT_LANGUAGE
@@ -36,6 +38,9 @@ from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import Role
 from portal.oversight import tallies
+
+if TYPE_CHECKING:
+    from portal.records.services import PreparedRecord
 
 MAX_SECTION_SECONDS = 2 * 60 * 60  # a page left open overnight is not reading time
 MAX_SIGNATURE_BYTES = 300_000
@@ -290,7 +295,17 @@ def _bound(
     }
 
 
-def _add_signature(
+def _add_signature(session: Session, consent: Consent, signature: Signature) -> Signature:
+    try:
+        with session.begin_nested():
+            session.add(signature)
+    except IntegrityError as exc:
+        raise AlreadySigned(_("This has already been signed")) from exc
+    session.expire(consent, ["signatures"])
+    return signature
+
+
+def _new_signature(
     session: Session,
     consent: Consent,
     signer: User,
@@ -299,11 +314,12 @@ def _add_signature(
     meaning: str,
     method: SignatureMethod,
     image: bytes | None,
+    signed_at: dt.datetime,
 ) -> Signature:
-    signed_at = utcnow()
+    """The signature, bound to what was signed, not yet added to the session."""
     bound = _bound(consent, signer, role, printed_name, meaning, signed_at, method, image, session)
     bound_json = audit.canonical_json(bound)
-    signature = Signature(
+    return Signature(
         consent_id=consent.id,
         signer_id=signer.id,
         role=role.value,
@@ -315,13 +331,6 @@ def _add_signature(
         bound_json=bound_json,
         binding_hash=hashlib.sha256(bound_json.encode()).hexdigest(),
     )
-    try:
-        with session.begin_nested():
-            session.add(signature)
-    except IntegrityError as exc:
-        raise AlreadySigned(_("This has already been signed")) from exc
-    session.expire(consent, ["signatures"])
-    return signature
 
 
 class AlreadySigned(JourneyError):
@@ -388,12 +397,17 @@ def sign(
     signature = _add_signature(
         session,
         consent,
-        patient,
-        SignerRole.PARTICIPANT,
-        patient.full_name,
-        PARTICIPANT_MEANING,
-        method,
-        image if method == SignatureMethod.DRAWN else None,
+        _new_signature(
+            session,
+            consent,
+            patient,
+            SignerRole.PARTICIPANT,
+            patient.full_name,
+            PARTICIPANT_MEANING,
+            method,
+            image if method == SignatureMethod.DRAWN else None,
+            utcnow(),
+        ),
     )
     consent.status = ConsentStatus.SIGNED.value
     consent.signed_at = signature.signed_at
@@ -421,8 +435,13 @@ def countersign(
     discussed: bool,
     identity_checked: bool,
     witnessed_typed: bool,
+    prepared: PreparedCountersignature | None = None,
 ) -> Signature:
-    """The person taking consent confirms and countersigns: only now is consent complete."""
+    """The person taking consent confirms and countersigns: only now is consent complete.
+
+    With `prepared` (see prepare_countersignature) the signature carries the time it was
+    prepared, and the sealed record made then is stored if it is still exactly right.
+    """
     if consent.therapist_id != therapist.id:
         raise JourneyError(_("Only the therapist taking this consent can countersign it"))
     _require_available(session, therapist)
@@ -443,17 +462,14 @@ def countersign(
         raise JourneyError(
             _("Confirm that you witnessed the patient typing their name"), field="witnessed_typed"
         )
-    if not _reauthenticated(session, consent, therapist, password):
+    # A prepared countersignature was only made after this password was checked (Argon2 takes
+    # about 0.15 s, better not spent twice, nor while holding the write lock).
+    password_checked = prepared is not None and prepared.password_checked_for == therapist.id
+    if not password_checked and not _reauthenticated(session, consent, therapist, password):
         raise JourneyError(_("Your password is not correct"), field="password")
+    signed_at = prepared.signed_at if prepared else utcnow()
     signature = _add_signature(
-        session,
-        consent,
-        therapist,
-        SignerRole.PERSON_TAKING_CONSENT,
-        therapist.full_name,
-        PERSON_TAKING_CONSENT_MEANING,
-        SignatureMethod.PASSWORD,
-        None,
+        session, consent, _countersignature(session, consent, therapist, signed_at)
     )
     consent.status = ConsentStatus.COMPLETE.value
     consent.completed_at = signature.signed_at
@@ -479,8 +495,54 @@ def countersign(
     # The sealed PDF is part of completing the consent: both commit together or not at all.
     from portal.records.services import create_consent_record
 
-    create_consent_record(session, consent, audit.Actor.of(therapist))
+    create_consent_record(
+        session, consent, audit.Actor.of(therapist), prepared.record if prepared else None
+    )
     return signature
+
+
+def _countersignature(
+    session: Session, consent: Consent, therapist: User, signed_at: dt.datetime
+) -> Signature:
+    return _new_signature(
+        session,
+        consent,
+        therapist,
+        SignerRole.PERSON_TAKING_CONSENT,
+        therapist.full_name,
+        PERSON_TAKING_CONSENT_MEANING,
+        SignatureMethod.PASSWORD,
+        None,
+        signed_at,
+    )
+
+
+@dataclass(frozen=True)
+class PreparedCountersignature:
+    password_checked_for: int  # the therapist whose password prepare_countersignature checked
+    signed_at: dt.datetime
+    record: PreparedRecord
+
+
+def prepare_countersignature(
+    session: Session, consent: Consent, therapist: User, password: str
+) -> PreparedCountersignature | None:
+    """Render and seal the completed record before the transaction that countersigns, which
+    then only stores it (reads only: see PreparedRecord for why). None when countersigning
+    would be refused; countersign() says why, and audits it."""
+    if (
+        consent.therapist_id != therapist.id
+        or consent.status != ConsentStatus.SIGNED
+        or consent.signature_of(SignerRole.PARTICIPANT) is None
+        or not verify_password(therapist.password_hash, password)
+    ):
+        return None
+    signed_at = utcnow()
+    pending = _countersignature(session, consent, therapist, signed_at)
+    from portal.records.services import prepare_consent_record
+
+    record = prepare_consent_record(session, consent, [*consent.signatures, pending], signed_at)
+    return PreparedCountersignature(therapist.id, signed_at, record)
 
 
 def _reauthenticated(session: Session, consent: Consent, signer: User, password: str) -> bool:

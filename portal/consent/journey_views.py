@@ -24,6 +24,7 @@ from portal.consent.forms import (
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
 from portal.consent.models import ConsentDocument
 from portal.consent.views import bp
+from portal.core.db import begin_reading
 from portal.core.faults import fault_point
 from portal.core.forms import safe_next_url
 from portal.core.permissions import Role, roles_required
@@ -336,6 +337,12 @@ def countersign(consent_id: int):
     audit_consent_read(consent, "countersign")
     form = CountersignForm()
     if form.validate_on_submit():
+        # Seal the record while only reading, so other writers are not kept waiting for it.
+        begin_reading(db.session)
+        prepared = journey.prepare_countersignature(
+            db.session, consent, current_user, form.password.data
+        )
+        db.session.commit()
         try:
             journey.countersign(
                 db.session,
@@ -345,6 +352,7 @@ def countersign(consent_id: int):
                 discussed=form.discussed.data,
                 identity_checked=form.identity_checked.data,
                 witnessed_typed=form.witnessed_typed.data,
+                prepared=prepared,
             )
         except journey.AlreadySigned:
             db.session.rollback()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import render_template
@@ -15,7 +17,7 @@ from weasyprint.urls import URLFetcher
 
 from portal.comprehension.services import question_states
 from portal.consent.document_format import DOCUMENT_LANGUAGES
-from portal.consent.journey_models import Consent, Withdrawal
+from portal.consent.journey_models import Consent, Signature, Withdrawal
 from portal.core.audit import format_timestamp
 
 ATTACHMENT_NAME = "consent-record.json"
@@ -38,8 +40,14 @@ def restricted_fetcher() -> URLFetcher:
     return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
 
 
-def record_data(consent: Consent, uid: str, created_at, session) -> dict[str, Any]:
-    """The machine-readable content of the record (also embedded in the PDF)."""
+def record_data(
+    consent: Consent, uid: str, created_at, session, signatures: Sequence[Signature] | None = None
+) -> dict[str, Any]:
+    """The machine-readable content of the record (also embedded in the PDF).
+
+    signatures: the consent's, unless the record is prepared ahead of one still to be stored.
+    """
+    signatures = consent.signatures if signatures is None else signatures
     states = question_states(session, consent)
     items = {item.key: item for item in consent.text.optional_consents}
     return {
@@ -76,7 +84,7 @@ def record_data(consent: Consent, uid: str, created_at, session) -> dict[str, An
                 "method": s.method,
                 "binding_hash": s.binding_hash,
             }
-            for s in consent.signatures
+            for s in signatures
         ],
         "replaces_consent": consent.replaces_id,
     }
@@ -84,13 +92,26 @@ def record_data(consent: Consent, uid: str, created_at, session) -> dict[str, An
 
 def render_consent_pdf(consent: Consent, data: dict[str, Any]) -> bytes:
     """Render in the patient's language, fonts embedded, nothing fetched from outside."""
+    return consent_pdf_source(consent, data).render()
+
+
+def consent_pdf_source(
+    consent: Consent, data: dict[str, Any], signatures: Sequence[Signature] | None = None
+) -> PdfSource:
+    """What the consent record's PDF is made from (see record_data for `signatures`)."""
+    signatures = consent.signatures if signatures is None else signatures
     images = {
         s.id: "data:image/png;base64," + base64.b64encode(s.image_png).decode()
-        for s in consent.signatures
+        for s in signatures
         if s.image_png
     }
-    return _render(
-        "pdf/consent_record.html", consent, data, "The consent record's data (JSON)", images=images
+    return _source(
+        "pdf/consent_record.html",
+        consent,
+        data,
+        "The consent record's data (JSON)",
+        images=images,
+        signatures=signatures,
     )
 
 
@@ -138,43 +159,63 @@ def withdrawal_data(
 
 
 def render_withdrawal_pdf(withdrawal: Withdrawal, data: dict[str, Any]) -> bytes:
-    return _render(
+    return _source(
         "pdf/withdrawal_receipt.html",
         withdrawal.consent,
         data,
         "The withdrawal receipt's data (JSON)",
         withdrawal=withdrawal,
-    )
+    ).render()
 
 
-def _render(
+def _source(
     template: str, consent: Consent, data: dict[str, Any], description: str, **context: Any
-) -> bytes:
-    """A PDF/A-3b in the consent's language."""
+) -> PdfSource:
+    """In the consent's language."""
     locale = DOCUMENT_LANGUAGES.get(consent.text.language, "en_GB")
-    return render_pdf(template, locale, data, description, consent=consent, **context)
+    return pdf_source(template, locale, data, description, consent=consent, **context)
 
 
-def render_pdf(
+@dataclass(frozen=True)
+class PdfSource:
+    """Everything a PDF is rendered from. Rendering is the slow part (WeasyPrint), so a PDF
+    prepared outside a transaction may be used in it when the source made there is equal."""
+
+    html: str
+    attachment_json: str
+    description: str
+    attachment_name: str
+
+    def render(self) -> bytes:
+        """A PDF/A-3b with the data attached as JSON, nothing fetched."""
+        attachment = Attachment(
+            string=self.attachment_json,
+            name=self.attachment_name,
+            description=self.description,
+            relationship="Data",
+        )
+        return HTML(string=self.html, url_fetcher=restricted_fetcher()).write_pdf(
+            pdf_variant="pdf/a-3b",
+            attachments=[attachment],
+            uncompressed_pdf=False,
+            font_config=_font_config(),
+        )
+
+
+def pdf_source(
     template: str,
     locale: str,
     data: dict[str, Any],
     description: str,
     attachment_name: str = ATTACHMENT_NAME,
     **context: Any,
-) -> bytes:
-    """A PDF/A-3b rendered in `locale`, its data attached as JSON, nothing fetched."""
+) -> PdfSource:
+    """The HTML of `template` in `locale`, and `data` as the JSON to attach."""
     with force_locale(locale):
         html = render_template(template, data=data, **context)
-    attachment = Attachment(
-        string=json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True),
-        name=attachment_name,
+    return PdfSource(
+        html=html,
+        attachment_json=json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True),
         description=description,
-        relationship="Data",
-    )
-    return HTML(string=html, url_fetcher=restricted_fetcher()).write_pdf(
-        pdf_variant="pdf/a-3b",
-        attachments=[attachment],
-        uncompressed_pdf=False,
-        font_config=_font_config(),
+        attachment_name=attachment_name,
     )

@@ -15,7 +15,7 @@ from portal.core import audit
 from portal.core.audit import format_timestamp
 from portal.core.db import utcnow
 from portal.core.permissions import PANEL_ROLES
-from portal.records.render import render_pdf
+from portal.records.render import pdf_source
 from portal.records.seal import seal
 from portal.review.models import (
     MeetingItem,
@@ -210,7 +210,7 @@ def _seal_and_store(
 ) -> PanelPaper:
     """Render the paper (PDF/A-3b, its data attached), seal it, store it once, audit it."""
     template, attachment, description, reason = _LAYOUT[PaperKind(paper.kind)]
-    pdf = render_pdf(
+    pdf = pdf_source(
         template,
         PANEL_LOCALE,
         data,
@@ -218,7 +218,7 @@ def _seal_and_store(
         attachment_name=attachment,
         paper_language=PANEL_LANGUAGE,
         **context,
-    )
+    ).render()
     paper.pdf = seal(pdf, reason=reason)
     paper.sha256 = hashlib.sha256(paper.pdf).hexdigest()
     session.add(paper)

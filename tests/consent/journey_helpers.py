@@ -120,14 +120,20 @@ def sign(client: PortalClient, consent_id: int, password: str, **overrides):
     return client.post(f"/consent/{consent_id}/sign", data)
 
 
-def complete(journey):
-    """Take the consent all the way to its countersignature (which seals the record)."""
+def signed_by_the_patient(journey):
+    """Take the consent as far as the patient's signature: it awaits the countersignature."""
     patient = journey.patient_client()
     read_everything(patient, journey.consent_id)
     answer_all(patient, journey.consent_id, "a")
     choose(patient, journey.consent_id, "yes")
     journey.past_cooling_off()
     assert sign(patient, journey.consent_id, journey.patient.password).status_code == 302
+    return journey
+
+
+def complete(journey):
+    """Take the consent all the way to its countersignature (which seals the record)."""
+    signed_by_the_patient(journey)
     response = journey.therapist_client().post(
         f"/consent/team/{journey.consent_id}/countersign",
         {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},

@@ -17,12 +17,11 @@ from portal.notifications.models import OutboxMessage
 from portal.records.models import Record
 from tests.consent.journey_helpers import (
     answer_all,
-    choose,
     complete,
     publish_v1_1,
     read_everything,
     set_up_journey,
-    sign,
+    signed_by_the_patient,
 )
 from tests.factories import create_account
 from tests.helpers import PortalClient
@@ -88,12 +87,7 @@ def _teach_back_flagged(journey):
 
 
 def _awaiting_countersignature(journey):
-    client = journey.patient_client()
-    read_everything(client, journey.consent_id)
-    answer_all(client, journey.consent_id, "a")
-    choose(client, journey.consent_id, "yes")
-    journey.past_cooling_off()
-    assert sign(client, journey.consent_id, journey.patient.password).status_code == 302
+    signed_by_the_patient(journey)
 
 
 def _complete(journey):

@@ -10,11 +10,11 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 
-from portal.core.audit import AuditEvent
+from portal.core.audit import AuditEvent, format_timestamp
 from portal.core.permissions import Role
 from portal.extensions import db
 from portal.records.models import Record
-from tests.consent.journey_helpers import complete, set_up_journey
+from tests.consent.journey_helpers import complete, set_up_journey, signed_by_the_patient
 from tests.factories import create_account
 from tests.helpers import PortalClient
 
@@ -29,6 +29,12 @@ def the_record(journey) -> Record:
         record = db.session.scalars(select(Record)).one()
         db.session.expunge(record)
         return record
+
+
+def _embedded_data(pdf: bytes) -> dict:
+    reader = PdfFileReader(io.BytesIO(pdf))
+    files = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    return json.loads(files[1].get_object()["/EF"]["/F"].get_object().data)
 
 
 def test_countersigning_seals_a_record_that_pdfsig_validates(completed, tmp_path):
@@ -56,10 +62,7 @@ def test_countersigning_seals_a_record_that_pdfsig_validates(completed, tmp_path
 
 def test_the_embedded_json_matches_the_database(completed):
     record = the_record(completed)
-    reader = PdfFileReader(io.BytesIO(record.pdf))
-    files = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
-    spec = files[1].get_object()
-    data = json.loads(spec["/EF"]["/F"].get_object().data)
+    data = _embedded_data(record.pdf)
     assert data["record_id"] == record.uid
     assert [a["answer"] for a in data["answers"]] == ["a"]
     assert data["choices"] == [
@@ -189,3 +192,85 @@ def test_the_demo_data_has_a_record_that_exports_and_verifies(make_app, sqlite_u
         "Signature is Valid"
         in subprocess.run(["pdfsig", str(target)], capture_output=True, text=True).stdout
     )
+
+
+def test_the_record_is_sealed_without_holding_the_write_lock(make_app, sqlite_url, tmp_path):
+    """Sealing takes about a second; other writers (sign-ins, answers, other countersignatures)
+    must not wait for it. While the record is sealed, another connection takes the SQLite write
+    lock at once, and the record sealed then is the one stored (sealed once, not twice)."""
+    import sqlite3
+
+    from portal.records import services
+
+    journey = signed_by_the_patient(set_up_journey(make_app, sqlite_url, tmp_path))
+    database = journey.app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    sealed, writer_got_the_lock = [], []
+    real_seal = services.seal
+
+    def seal_while_another_writer_writes(pdf: bytes) -> bytes:
+        other = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writer_got_the_lock.append(True)
+        except sqlite3.OperationalError:
+            writer_got_the_lock.append(False)
+        finally:
+            other.close()
+        sealed.append(real_seal(pdf))
+        return sealed[-1]
+
+    services.seal = seal_while_another_writer_writes
+    try:
+        response = journey.therapist_client().post(
+            f"/consent/team/{journey.consent_id}/countersign",
+            {"discussed": "y", "identity_checked": "y", "password": journey.therapist.password},
+        )
+    finally:
+        services.seal = real_seal
+    assert response.status_code == 302
+    assert writer_got_the_lock == [True]
+    record = the_record(journey)
+    assert [record.pdf] == sealed
+    with journey.app.app_context():
+        consent = journey.consent()
+        countersignature = consent.signatures[-1]
+        assert consent.completed_at == countersignature.signed_at
+        assert services.verify_file(db.session, record.pdf).outcome == "genuine"
+
+
+def test_a_prepared_record_that_no_longer_fits_is_sealed_again(make_app, sqlite_url, tmp_path):
+    """The prepared PDF is stored only if what the transaction would render is identical; a
+    record prepared for another moment (or another state) is rendered again from the truth."""
+    import dataclasses
+    import datetime as dt
+
+    from portal.accounts.models import User
+    from portal.consent import journey as journeys
+
+    journey = signed_by_the_patient(set_up_journey(make_app, sqlite_url, tmp_path))
+    with journey.app.test_request_context():
+        consent, therapist = journey.consent(), db.session.get(User, journey.therapist.id)
+        assert journeys.prepare_countersignature(db.session, consent, therapist, "wrong") is None
+        prepared = journeys.prepare_countersignature(
+            db.session, consent, therapist, journey.therapist.password
+        )
+        stale = dataclasses.replace(
+            prepared, signed_at=prepared.signed_at + dt.timedelta(seconds=1)
+        )
+        journeys.countersign(
+            db.session,
+            consent,
+            therapist,
+            password=journey.therapist.password,
+            discussed=True,
+            identity_checked=True,
+            witnessed_typed=False,
+            prepared=stale,
+        )
+        db.session.commit()
+        record = db.session.scalars(select(Record)).one()
+        assert record.pdf != prepared.record.pdf
+        assert record.uid == prepared.record.uid
+        embedded = _embedded_data(record.pdf)
+        assert embedded["signatures"][-1]["signed_at"] == format_timestamp(stale.signed_at)
