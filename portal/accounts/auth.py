@@ -6,17 +6,23 @@ from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from portal.accounts.models import User
-from portal.accounts.services import load_session
+from portal.accounts.services import find_session, load_session, session_change
+from portal.core.db import begin_reading
 from portal.extensions import db, login_manager
 
 
 @login_manager.user_loader
 def _load_user(token: str) -> User | None:
     session = db.session
-    row = load_session(session, token)
-    # Touching last_seen or ending a timed-out session is its own small unit of work; committing
-    # here also releases SQLite's write lock before the view runs.
+    # Most requests only read their session: they do so without SQLite's write lock, which
+    # every request would otherwise queue for. A touch of last_seen or a timeout is then
+    # written in a unit of work of its own, committed before the view runs.
+    begin_reading(session)
+    row = find_session(session, token)
     session.commit()
+    if row is not None and session_change(row) is not None:
+        row = load_session(session, token)
+        session.commit()
     if row is None:
         return None
     user = row.user

@@ -159,21 +159,39 @@ def _open_session(
 
 def load_session(session: Session, token: str) -> UserSession | None:
     """The open session for a cookie token, ended here if it has passed a time limit."""
+    row = find_session(session, token)
+    if row is None:
+        return None
+    change = session_change(row)
+    if change == "touch":
+        row.last_seen_at = utcnow()
+    elif change is not None:
+        _end_session(session, row, change, audit.SYSTEM)
+        return None
+    return row
+
+
+def find_session(session: Session, token: str) -> UserSession | None:
+    """The open session for a cookie token, whatever its time limits say (reads only)."""
     row = session.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token)))
     if row is None or not row.is_open or not row.user.active:
         return None
+    return row
+
+
+def session_change(row: UserSession) -> str | None:
+    """What this request must write about the session: "idle_timeout" or "absolute_timeout"
+    to end it, "touch" to move last_seen on (at most once a minute, so that reads do not all
+    become writes), or None."""
     config = current_app.config
     now = utcnow()
     if now - row.last_seen_at > dt.timedelta(minutes=config["SESSION_IDLE_MINUTES"]):
-        _end_session(session, row, "idle_timeout", audit.SYSTEM)
-        return None
+        return "idle_timeout"
     if now - row.created_at > dt.timedelta(hours=config["SESSION_ABSOLUTE_HOURS"]):
-        _end_session(session, row, "absolute_timeout", audit.SYSTEM)
-        return None
-    # Touch at most once a minute so that reads do not all become writes.
+        return "absolute_timeout"
     if now - row.last_seen_at > dt.timedelta(minutes=1):
-        row.last_seen_at = now
-    return row
+        return "touch"
+    return None
 
 
 def sign_out(session: Session, row: UserSession) -> None:

@@ -117,7 +117,7 @@ def read(consent_id: int, position: int):
     except journey.JourneyError as exc:
         flash(str(exc), "info")
         return redirect(_next_step(consent))
-    db.session.commit()
+    begin_reading(db.session)  # the visit is stored; the page itself only reads
     return render_template(
         "consent/read.html",
         consent=consent,
@@ -258,6 +258,7 @@ def _their_consent(consent_id: int) -> Consent:
 @bp.route("/team")
 @roles_required(Role.THERAPIST)
 def team():
+    begin_reading(db.session)  # a page many therapists keep open: it never waits for writers
     patients = db.session.scalars(
         select(User)
         .where(User.invited_by_id == current_user.id, User.role == Role.PATIENT)

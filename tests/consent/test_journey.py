@@ -332,3 +332,27 @@ def test_staff_reads_of_a_patients_answers_are_audited(journey):
         ).one()
         assert viewed.actor_id == journey.therapist.id
         assert viewed.after == {"page": "countersign"}
+
+
+def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp_path):
+    """While another connection holds SQLite's write lock, the therapist's dashboard still
+    answers at once: the sign-in is checked, and the page read, without asking for the lock
+    that every writer queues for."""
+    import sqlite3
+    import time
+
+    journey = set_up_journey(make_app, sqlite_url, tmp_path)
+    therapist = journey.therapist_client()
+    database = journey.app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.perf_counter()
+        team = therapist.get("/consent/team")
+        waited = time.perf_counter() - began
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert team.status_code == 200
+    assert "Sam Taylor" in team.text  # their patient is listed
+    assert waited < 2
