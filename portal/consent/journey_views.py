@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, Invitation, User
 from portal.comprehension.models import TeachBack
@@ -22,7 +23,7 @@ from portal.consent.forms import (
     choices_form,
 )
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
-from portal.consent.models import ConsentDocument
+from portal.consent.models import ConsentDocument, DocumentVersion
 from portal.consent.views import bp
 from portal.core.db import begin_reading
 from portal.core.faults import fault_point
@@ -258,6 +259,8 @@ def _their_consent(consent_id: int) -> Consent:
 @bp.route("/team")
 @roles_required(Role.THERAPIST)
 def team():
+    from portal.records.services import records_by_consent
+
     begin_reading(db.session)  # a page many therapists keep open: it never waits for writers
     patients = db.session.scalars(
         select(User)
@@ -265,7 +268,16 @@ def team():
         .order_by(User.full_name)
     ).all()
     consents = db.session.scalars(
-        select(Consent).where(Consent.therapist_id == current_user.id).order_by(Consent.id)
+        select(Consent)
+        .where(Consent.therapist_id == current_user.id)
+        .order_by(Consent.id)
+        .options(
+            joinedload(Consent.patient),
+            joinedload(Consent.version).joinedload(DocumentVersion.document),
+            joinedload(Consent.text),
+            selectinload(Consent.withdrawals),
+            selectinload(Consent.questions_asked),
+        )
     ).all()
     documents = [d for d in db.session.scalars(select(ConsentDocument)) if d.active_version]
     flags = db.session.scalars(
@@ -292,6 +304,7 @@ def team():
         withdrawals=to_act_on,
         offer_form=OfferForm(),
         invited=_pending_patient_invitations(),
+        records=records_by_consent(db.session, [consent.id for consent in consents]),
     )
 
 

@@ -66,10 +66,10 @@ def _personal_items() -> list[NavItem]:
     )
     if current_user.role != Role.PATIENT:
         return [notifications]
-    from portal.consent.withdrawal import consents_in_force
+    from portal.consent.withdrawal import has_consent_in_force
 
     items = [notifications] if unread else []  # patients see it only when there is news
-    if consents_in_force(db.session, current_user):
+    if has_consent_in_force(db.session, current_user):
         items.insert(
             0,
             NavItem(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from portal.accounts.models import User
 from portal.consent.journey_models import Consent, Signature, Withdrawal
@@ -174,3 +174,17 @@ def verify_file(session: Session, data: bytes) -> Verdict:
 
 def records_of(session: Session, consent: Consent) -> list[Record]:
     return list(session.scalars(select(Record).where(Record.consent_id == consent.id)))
+
+
+def records_by_consent(session: Session, consent_ids: list[int]) -> dict[int, list[Record]]:
+    """Many consents' records at once, for listing them (the PDFs stay in the database until
+    one is downloaded)."""
+    found: dict[int, list[Record]] = {}
+    for record in session.scalars(
+        select(Record)
+        .where(Record.consent_id.in_(consent_ids))
+        .order_by(Record.id)
+        .options(defer(Record.pdf))
+    ):
+        found.setdefault(record.consent_id, []).append(record)
+    return found

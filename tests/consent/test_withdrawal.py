@@ -121,6 +121,7 @@ def test_withdrawing_from_the_study_works_in_every_state(journey, state):
     receipt = patient.get(response.headers["Location"])
     assert "Withdrawn from the study" in receipt.text
     assert "Download the receipt (PDF)" in receipt.text
+    assert 'href="/withdraw/"' not in receipt.text  # nothing left in force to withdraw from
     recorded = actions(journey.app)
     for action in ("withdrawal.recorded", "consent.withdrawn", "record.created"):
         assert action in recorded
