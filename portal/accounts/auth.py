@@ -21,6 +21,8 @@ def _load_user(token: str) -> User | None:
     row = find_session(session, token)
     session.commit()
     if row is not None and session_change(row) is not None:
+        session.expire(row.user)  # decide on the rows as they are in the writing transaction
+        session.expire(row)
         row = load_session(session, token)
         session.commit()
     if row is None:

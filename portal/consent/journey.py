@@ -442,6 +442,10 @@ def countersign(
     With `prepared` (see prepare_countersignature) the signature carries the time it was
     prepared, and the sealed record made then is stored if it is still exactly right.
     """
+    # Decide on everything as it is now, in this transaction: the consent (or the one it
+    # replaces) may have changed since it was loaded, by a withdrawal while the record was
+    # being prepared, say. Loaded objects are otherwise kept across commits.
+    session.expire_all()
     if consent.therapist_id != therapist.id:
         raise JourneyError(_("Only the therapist taking this consent can countersign it"))
     _require_available(session, therapist)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -25,6 +26,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core import audit_links
 from portal.core.db import Base, UTCDateTime, utcnow
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ROLE = "system"
@@ -339,15 +342,17 @@ def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, 
 
 
 def _sqlite_events(
-    connection: Any, batch_size: int, first: int = 1, last: int | None = None
+    connection: Any, batch_size: int, first: int | None = None, last: int | None = None
 ) -> Iterator[tuple[int, str, str, bytes]]:
+    """The whole table, or the integer seqs first..last (a worker's share: the caller checks
+    that the shares cover every row)."""
     cursor = connection.cursor()
     cursor.arraysize = batch_size
-    cursor.execute(
-        f"SELECT seq, prev_hash, hash, {_SQLITE_CANONICAL} FROM audit_event "  # noqa: S608
-        "WHERE seq >= ? AND seq <= ? ORDER BY seq",
-        (first, (1 << 62) if last is None else last),
-    )
+    query = f"SELECT seq, prev_hash, hash, {_SQLITE_CANONICAL} FROM audit_event"  # noqa: S608
+    if first is None:
+        cursor.execute(query + " ORDER BY seq")
+    else:
+        cursor.execute(query + " WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last))
     while batch := cursor.fetchmany():
         yield from batch
     cursor.close()
@@ -425,6 +430,12 @@ def _problem(
     hash_before: str | None,
 ) -> ChainReport:
     """Why an event does not fit where the walk reached it."""
+    if not isinstance(seq, int):  # SQLite stores what it is given: '7x' sorts after numbers
+        return ChainReport(
+            expected_seq - 1,
+            expected_seq,
+            f"an event numbered {seq!r} is not part of the sequence (it was inserted)",
+        )
     if seq != expected_seq:
         return ChainReport(
             expected_seq - 1,
@@ -446,6 +457,7 @@ def _problem(
 
 # Chains at least this long are verified by several processes on a SQLite file.
 PARALLEL_FROM = 200_000
+PARALLEL_TIMEOUT_SECONDS = 3600
 
 
 def verify_chain(
@@ -490,14 +502,21 @@ def _parallel_walks_intact(
         workers = min(2, os.cpu_count() or 1) if head.last_seq >= PARALLEL_FROM else 1
     if workers < 2 or head.last_seq < workers:
         return False
-    last_stored = connection.exec_driver_sql("SELECT max(seq) FROM audit_event").scalar()
-    if last_stored != head.last_seq:
+    # Every row must be in a worker's share: no seq beyond the head, and no odd one (SQLite
+    # would keep a text seq such as '7x', which no integer range selects).
+    stored = connection.exec_driver_sql("SELECT count(*), max(seq) FROM audit_event").one()
+    if tuple(stored) != (head.last_seq, head.last_seq):
         return False
     bounds = [head.last_seq * part // workers for part in range(workers + 1)]
     ranges = [(database, bounds[i] + 1, bounds[i + 1], batch_size) for i in range(workers)]
-    # fork: the workers need nothing but this module, and start in milliseconds.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        walks = pool.starmap(_walk_range, ranges)
+    # spawn, not fork: this process may hold SQLite connections (even the write lock), whose
+    # state a forked child must not inherit. Starting costs about half a second.
+    try:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            walks = pool.starmap_async(_walk_range, ranges).get(timeout=PARALLEL_TIMEOUT_SECONDS)
+    except (multiprocessing.TimeoutError, OSError, sqlite3.Error):
+        logger.warning("parallel audit verification failed; walking the chain in one process")
+        return False
     joins = [GENESIS_HASH] + [walk.last_hash for walk in walks]
     return (
         all(

@@ -197,6 +197,24 @@ def test_parallel_verification_agrees_with_one_walk(make_app, sqlite_url, kind):
     assert shared.intact == (kind == "intact")
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_event_with_a_text_seq_is_found(make_app, sqlite_url, workers):
+    """SQLite keeps whatever type it is given: an extra event numbered '7x' passes the seq > 0
+    check and no integer range selects it, yet verification must still see it."""
+    app = make_app(sqlite_url)
+    append_events(app, 9)
+    drop_append_only_triggers(app)
+    columns = ", ".join(c for c in audit.STORED_COLUMNS if c not in {"seq", "hash"})
+    run_sql(
+        app,
+        f"INSERT INTO audit_event (seq, hash, {columns}) "
+        f"SELECT '7x', 'f' || substr(hash, 2), {columns} FROM audit_event WHERE seq = 7",
+    )
+    with app.app_context():
+        report = audit.verify_chain(db.session, batch_size=2, workers=workers)
+    assert not report.intact
+
+
 def test_truncating_the_end_of_the_chain_is_detected(app, runner):
     append_events(app, 6)
     drop_append_only_triggers(app)

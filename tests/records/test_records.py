@@ -274,3 +274,40 @@ def test_a_prepared_record_that_no_longer_fits_is_sealed_again(make_app, sqlite_
         assert record.uid == prepared.record.uid
         embedded = _embedded_data(record.pdf)
         assert embedded["signatures"][-1]["signed_at"] == format_timestamp(stale.signed_at)
+
+
+def test_a_withdrawal_while_the_record_is_prepared_is_not_overwritten(
+    make_app, sqlite_url, tmp_path
+):
+    """The record is sealed outside the write transaction; if the patient withdraws meanwhile,
+    the countersignature is refused on the consent as it is then, and nothing is stored."""
+    import sqlite3
+
+    from portal.accounts.models import User
+    from portal.consent import journey as journeys
+
+    journey = signed_by_the_patient(set_up_journey(make_app, sqlite_url, tmp_path))
+    database = journey.app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    with journey.app.test_request_context():
+        consent, therapist = journey.consent(), db.session.get(User, journey.therapist.id)
+        prepared = journeys.prepare_countersignature(
+            db.session, consent, therapist, journey.therapist.password
+        )
+        db.session.commit()
+        other = sqlite3.connect(database, isolation_level=None)
+        other.execute("UPDATE consent SET status = 'withdrawn' WHERE id = ?", (consent.id,))
+        other.close()
+        with pytest.raises(journeys.JourneyError, match="withdrawn"):
+            journeys.countersign(
+                db.session,
+                consent,
+                therapist,
+                password=journey.therapist.password,
+                discussed=True,
+                identity_checked=True,
+                witnessed_typed=False,
+                prepared=prepared,
+            )
+        db.session.rollback()
+        assert db.session.get(type(consent), consent.id).status == "withdrawn"
+        assert db.session.scalars(select(Record)).all() == []
