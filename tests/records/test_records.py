@@ -239,6 +239,22 @@ def test_the_record_is_sealed_without_holding_the_write_lock(make_app, sqlite_ur
         assert services.verify_file(db.session, record.pdf).outcome == "genuine"
 
 
+def _countersign(journey, consent, therapist, prepared) -> None:
+    """What the countersign view does once the record is prepared."""
+    from portal.consent import journey as journeys
+
+    journeys.countersign(
+        db.session,
+        consent,
+        therapist,
+        password=journey.therapist.password,
+        discussed=True,
+        identity_checked=True,
+        witnessed_typed=False,
+        prepared=prepared,
+    )
+
+
 def test_a_prepared_record_that_no_longer_fits_is_sealed_again(make_app, sqlite_url, tmp_path):
     """The prepared PDF is stored only if what the transaction would render is identical; a
     record prepared for another moment (or another state) is rendered again from the truth."""
@@ -258,16 +274,7 @@ def test_a_prepared_record_that_no_longer_fits_is_sealed_again(make_app, sqlite_
         stale = dataclasses.replace(
             prepared, signed_at=prepared.signed_at + dt.timedelta(seconds=1)
         )
-        journeys.countersign(
-            db.session,
-            consent,
-            therapist,
-            password=journey.therapist.password,
-            discussed=True,
-            identity_checked=True,
-            witnessed_typed=False,
-            prepared=stale,
-        )
+        _countersign(journey, consent, therapist, stale)
         db.session.commit()
         record = db.session.scalars(select(Record)).one()
         assert record.pdf != prepared.record.pdf
@@ -298,16 +305,7 @@ def test_a_withdrawal_while_the_record_is_prepared_is_not_overwritten(
         other.execute("UPDATE consent SET status = 'withdrawn' WHERE id = ?", (consent.id,))
         other.close()
         with pytest.raises(journeys.JourneyError, match="withdrawn"):
-            journeys.countersign(
-                db.session,
-                consent,
-                therapist,
-                password=journey.therapist.password,
-                discussed=True,
-                identity_checked=True,
-                witnessed_typed=False,
-                prepared=prepared,
-            )
+            _countersign(journey, consent, therapist, prepared)
         db.session.rollback()
         assert db.session.get(type(consent), consent.id).status == "withdrawn"
         assert db.session.scalars(select(Record)).all() == []
