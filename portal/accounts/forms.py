@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
     PasswordField,
@@ -14,6 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length
 
+from portal.core.forms import PortalForm
 from portal.core.permissions import Role
 
 ROLE_LABELS = {
@@ -86,7 +86,7 @@ def _reason_field(label: str) -> TextAreaField:
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PortalForm):
     email = EmailField(
         _l("Email address"),
         validators=[
@@ -103,23 +103,23 @@ class LoginForm(FlaskForm):
     )
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(PortalForm):
     current_password = PasswordField(
         _l("Current password"), validators=[InputRequired(_l("Enter your current password"))]
     )
     password, confirm = _new_password_fields()
 
 
-class AcceptInvitationForm(FlaskForm):
+class AcceptInvitationForm(PortalForm):
     password, confirm = _new_password_fields()
 
 
-class InvitePatientForm(FlaskForm):
+class InvitePatientForm(PortalForm):
     full_name = _name_field()
     email = _email_field()
 
 
-class InviteStaffForm(FlaskForm):
+class InviteStaffForm(PortalForm):
     full_name = _name_field()
     email = _email_field()
     role = RadioField(
@@ -129,7 +129,7 @@ class InviteStaffForm(FlaskForm):
     )
 
 
-class ChangeRoleForm(FlaskForm):
+class ChangeRoleForm(PortalForm):
     role = RadioField(
         _l("New role"),
         choices=STAFF_ROLE_CHOICES,
@@ -138,7 +138,7 @@ class ChangeRoleForm(FlaskForm):
     reason = _reason_field(_l("Reason for the role change"))
 
 
-class PanelMembershipForm(FlaskForm):
+class PanelMembershipForm(PortalForm):
     membership = RadioField(
         _l("Panel membership"),
         description=_l(
@@ -153,11 +153,11 @@ class PanelMembershipForm(FlaskForm):
     reason = _reason_field(_l("Reason"))
 
 
-class AccountStatusForm(FlaskForm):
+class AccountStatusForm(PortalForm):
     reason = _reason_field(_l("Reason"))
 
 
-class TwoFactorForm(FlaskForm):
+class TwoFactorForm(PortalForm):
     code = StringField(
         _l("Code"),
         validators=[
@@ -170,7 +170,7 @@ class TwoFactorForm(FlaskForm):
     )
 
 
-class TwoFactorSetupForm(FlaskForm):
+class TwoFactorSetupForm(PortalForm):
     code = StringField(
         _l("Code from your app"),
         validators=[
@@ -180,5 +180,5 @@ class TwoFactorSetupForm(FlaskForm):
     )
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(PortalForm):
     """A form with only its CSRF token (sign out, revoke)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal.accounts.models import (
     PURPOSE_NEW_ACCOUNT,
@@ -173,7 +173,11 @@ def load_session(session: Session, token: str) -> UserSession | None:
 
 def find_session(session: Session, token: str) -> UserSession | None:
     """The open session for a cookie token, whatever its time limits say (reads only)."""
-    row = session.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token)))
+    row = session.scalar(
+        select(UserSession)
+        .options(joinedload(UserSession.user))  # asked on every request: one query, not two
+        .where(UserSession.token_hash == token_digest(token))
+    )
     if row is None or not row.is_open or not row.user.active:
         return None
     return row

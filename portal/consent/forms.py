@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -19,15 +18,15 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from portal.consent.journey_models import SignatureMethod
-from portal.core.forms import date_from_parts
+from portal.core.forms import PortalForm, date_from_parts
 
 
-class ReadingForm(FlaskForm):
+class ReadingForm(PortalForm):
     visit_id = IntegerField(validators=[Optional()])
     direction = HiddenField()
 
 
-class AskQuestionForm(FlaskForm):
+class AskQuestionForm(PortalForm):
     question = TextAreaField(
         _l("Your question"),
         validators=[
@@ -44,10 +43,10 @@ class AskQuestionForm(FlaskForm):
 YES_NO = [SelectChoice("yes", _l("Yes")), SelectChoice("no", _l("No"))]
 
 
-def choices_form(items) -> FlaskForm:
+def choices_form(items) -> PortalForm:
     """One yes/no question per optional item, none chosen at first."""
 
-    class ChoicesForm(FlaskForm):
+    class ChoicesForm(PortalForm):
         pass
 
     for item in items:
@@ -64,8 +63,8 @@ def choices_form(items) -> FlaskForm:
     return ChoicesForm()
 
 
-def answer_form(question) -> FlaskForm:
-    class AnswerForm(FlaskForm):
+def answer_form(question) -> PortalForm:
+    class AnswerForm(PortalForm):
         choice = RadioField(
             question.prompt,
             choices=[SelectChoice(c["id"], c["text"]) for c in question.choices],
@@ -75,7 +74,7 @@ def answer_form(question) -> FlaskForm:
     return AnswerForm()
 
 
-class SignForm(FlaskForm):
+class SignForm(PortalForm):
     attest = BooleanField(
         _l(
             "I have read and understood the information, my questions have been answered, and "
@@ -109,7 +108,7 @@ class SignForm(FlaskForm):
     )
 
 
-class CountersignForm(FlaskForm):
+class CountersignForm(PortalForm):
     discussed = BooleanField(
         _l("I discussed the study with the patient and answered their questions")
     )
@@ -122,11 +121,11 @@ class CountersignForm(FlaskForm):
     )
 
 
-class OfferForm(FlaskForm):
+class OfferForm(PortalForm):
     document_id = IntegerField(validators=[InputRequired()])
 
 
-class TeachBackForm(FlaskForm):
+class TeachBackForm(PortalForm):
     note = TextAreaField(
         _l("What you discussed"),
         validators=[
@@ -136,7 +135,7 @@ class TeachBackForm(FlaskForm):
     )
 
 
-class WithdrawalForm(FlaskForm):
+class WithdrawalForm(PortalForm):
     """What the patient withdraws from; the rules (which options apply) live in the service."""
 
     scope = RadioField(_l("What do you want to do?"), validate_choice=False)

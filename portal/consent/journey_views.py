@@ -23,7 +23,7 @@ from portal.consent.forms import (
     choices_form,
 )
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
-from portal.consent.models import ConsentDocument, DocumentVersion
+from portal.consent.models import ConsentDocument, DocumentText, DocumentVersion
 from portal.consent.views import bp
 from portal.core.db import begin_reading
 from portal.core.faults import fault_point
@@ -79,8 +79,8 @@ def resume(consent_id: int):
 @roles_required(Role.PATIENT)
 def read(consent_id: int, position: int):
     consent = own_consent_or_404(consent_id)
-    form = ReadingForm()
     if request.method == "POST":
+        form = ReadingForm()
         if not form.validate_on_submit() or form.direction.data not in {"next", "back"}:
             abort(400)
         try:
@@ -274,12 +274,18 @@ def team():
         .options(
             joinedload(Consent.patient),
             joinedload(Consent.version).joinedload(DocumentVersion.document),
-            joinedload(Consent.text),
+            joinedload(Consent.text).load_only(DocumentText.language),  # not the whole text
             selectinload(Consent.withdrawals),
             selectinload(Consent.questions_asked),
         )
     ).all()
-    documents = [d for d in db.session.scalars(select(ConsentDocument)) if d.active_version]
+    documents = [
+        document
+        for document in db.session.scalars(
+            select(ConsentDocument).options(selectinload(ConsentDocument.versions))
+        )
+        if document.active_version
+    ]
     flags = db.session.scalars(
         select(TeachBack)
         .join(Consent, TeachBack.consent_id == Consent.id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import exists, select
+from sqlalchemy import Exists, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,16 +99,11 @@ def consents_in_force(session: Session, patient: User) -> list[Consent]:
     return list(by_document.values())
 
 
-def has_consent_in_force(session: Session, patient: User) -> bool:
+def consent_in_force_clause(patient_id) -> Exists:
     """Whether consents_in_force would name any: asked on every page a patient sees (the
-    Withdraw link), so one indexed EXISTS rather than loading the consents."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(Consent.patient_id == patient.id, Consent.status.in_(OPEN_STATUSES))
-            )
-        )
-    )
+    Withdraw link), so an indexed EXISTS, asked alongside the page's other questions;
+    `patient_id` may be a bound parameter."""
+    return exists().where(Consent.patient_id == patient_id, Consent.status.in_(OPEN_STATUSES))
 
 
 def in_force_for(session: Session, consent: Consent) -> Consent:

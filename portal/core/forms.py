@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from urllib.parse import urlsplit
 
+from babel import support
 from flask import request
+from flask_babel import get_locale
+from flask_wtf import FlaskForm
 from werkzeug.routing import IntegerConverter
+from wtforms.i18n import messages_path
+
+
+class PortalForm(FlaskForm):
+    """Every form of the portal: WTForms' own messages ("Not a valid integer value") in the
+    reader's language, from a catalogue loaded once per language and process. (Flask-WTF reads
+    it from disk again on every request that builds a form.)"""
+
+    class Meta(FlaskForm.Meta):
+        def get_translations(self, form):
+            return wtforms_catalogue(str(get_locale() or "en_GB"))
+
+
+@functools.lru_cache(maxsize=8)
+def wtforms_catalogue(locale: str) -> support.Translations:
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
 def safe_next_url(candidate: str | None) -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import format_date, format_datetime, get_locale
+from flask import Flask, current_app, g, has_request_context, request, session
+from flask_babel import format_date, format_datetime, get_locale, get_translations
 from flask_login import current_user
 
 SESSION_LOCALE_KEY = "locale"
@@ -65,7 +65,29 @@ def local_date(day: dt.date | None) -> str:
     return format_date(day, "d MMMM y")
 
 
+def _catalogue():
+    """The catalogue for the request's language, kept for the request. Flask-Babel finds it
+    afresh (domain, locale, cache key) for each of the fifty-odd strings on a page; this keeps
+    it while the locale object is the same, so force_locale (PDFs, emails) still switches."""
+    if not g:
+        return get_translations()
+    locale = get_locale()
+    kept = g.get("_portal_catalogue")
+    if kept is None or kept[0] is not locale:
+        kept = g._portal_catalogue = (locale, get_translations())
+    return kept[1]
+
+
 def init_app(app: Flask) -> None:
+    """Template helpers, and the templates' gettext on the request's kept catalogue (installed
+    over Flask-Babel's, which init_app has already set up)."""
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _catalogue().ugettext(s),
+        ngettext=lambda s, p, n: _catalogue().ungettext(s, p, n),
+        pgettext=lambda c, s: _catalogue().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _catalogue().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.context_processor(_template_globals)
     app.add_template_filter(local_datetime)
     app.add_template_filter(local_date)

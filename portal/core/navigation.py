@@ -10,6 +10,7 @@ from flask import Flask, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy import Select, bindparam, select
 
 from portal.core.permissions import Role
 
@@ -57,19 +58,18 @@ def _personal_items() -> list[NavItem]:
     """Links that depend on the person: withdrawal once a patient has started a consent, and
     staff notifications with the number unread."""
     from portal.extensions import db
-    from portal.notifications.services import unread_count
 
-    unread = unread_count(db.session, current_user)
+    is_patient = current_user.role == Role.PATIENT
+    query = _patient_menu_query() if is_patient else _staff_menu_query()
+    unread, *in_force = db.session.connection().execute(query, {"user_id": current_user.id}).one()
     text = _l("Notifications (%(n)d new)", n=unread) if unread else _l("Notifications")
     notifications = NavItem(
         url_for("notifications.inbox"), str(text), request.blueprint == "notifications"
     )
-    if current_user.role != Role.PATIENT:
+    if not is_patient:
         return [notifications]
-    from portal.consent.withdrawal import has_consent_in_force
-
     items = [notifications] if unread else []  # patients see it only when there is news
-    if has_consent_in_force(db.session, current_user):
+    if in_force[0]:
         items.insert(
             0,
             NavItem(
@@ -77,6 +77,22 @@ def _personal_items() -> list[NavItem]:
             ),
         )
     return items
+
+
+@functools.cache
+def _staff_menu_query() -> Select:
+    """Every page asks it, so it is built once and asked in one round trip."""
+    from portal.notifications.services import unread_count_query
+
+    return select(unread_count_query(bindparam("user_id")).scalar_subquery())
+
+
+@functools.cache
+def _patient_menu_query() -> Select:
+    from portal.consent.withdrawal import consent_in_force_clause
+
+    user_id = bindparam("user_id")
+    return _staff_menu_query().add_columns(consent_in_force_clause(user_id))
 
 
 @functools.lru_cache(maxsize=2048)

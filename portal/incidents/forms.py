@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
-from portal.core.forms import date_from_parts
+from portal.core.forms import PortalForm, date_from_parts
 from portal.incidents.models import Category, FeelsSafe, Outcome, SessionKind, Severity
 
 CATEGORY_LABELS = {
@@ -55,7 +54,7 @@ def _choices(labels: dict) -> list[SelectChoice]:
     return [SelectChoice(key.value, label) for key, label in labels.items()]
 
 
-class ReportForm(FlaskForm):
+class ReportForm(PortalForm):
     therapist = SelectField(_l("Which therapist is your concern about?"), validate_choice=False)
     category = RadioField(
         _l("What kind of concern is it?"), choices=_choices(CATEGORY_LABELS), validate_choice=False
@@ -83,7 +82,7 @@ class ReportForm(FlaskForm):
         return date_from_parts(self.day.data, self.month.data, self.year.data)
 
 
-class TriageForm(FlaskForm):
+class TriageForm(PortalForm):
     severity = RadioField(
         _l("How serious is it?"), choices=_choices(SEVERITY_LABELS), validate_choice=False
     )
@@ -96,11 +95,11 @@ class TriageForm(FlaskForm):
     note = TextAreaField(_l("Triage note (optional)"), validators=[Optional()])
 
 
-class AssignForm(FlaskForm):
+class AssignForm(PortalForm):
     member_id = SelectField(_l("Assign a panel member"), validate_choice=False)
 
 
-class NoteForm(FlaskForm):
+class NoteForm(PortalForm):
     text = TextAreaField(_l("Note"), validators=[Optional()])
     recording_reference = StringField(
         _l("Session recording reference (optional)"),
@@ -112,13 +111,13 @@ class NoteForm(FlaskForm):
     )
 
 
-class ResponseForm(FlaskForm):
+class ResponseForm(PortalForm):
     response = TextAreaField(
         _l("Your response"),
         description=_l("The panel will read this before it decides. You can send it once."),
     )
 
 
-class OutcomeForm(FlaskForm):
+class OutcomeForm(PortalForm):
     outcome = RadioField(_l("Outcome"), choices=_choices(OUTCOME_LABELS), validate_choice=False)
     reasons = TextAreaField(_l("Reasons"))

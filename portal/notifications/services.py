@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
@@ -152,11 +152,11 @@ def inbox(session: Session, user: User, limit: int = 50) -> list[OutboxMessage]:
     )
 
 
-def unread_count(session: Session, user: User) -> int:
-    return session.scalar(
-        select(func.count(OutboxMessage.id)).where(
-            OutboxMessage.recipient_id == user.id, OutboxMessage.read_at.is_(None)
-        )
+def unread_count_query(user_id) -> Select:
+    """How many of a user's messages are unread, as a query to ask inside another; `user_id`
+    may be a bound parameter, so that the query is built once."""
+    return select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.recipient_id == user_id, OutboxMessage.read_at.is_(None)
     )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, render_template
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
 
 from portal.core import rate_limits
+from portal.core.forms import PortalForm
 from portal.core.permissions import PANEL_ROLES, Role, public, roles_required
 from portal.extensions import db, limiter
 from portal.records.models import Record
@@ -18,7 +18,7 @@ from portal.records.services import can_download, record_download, verify_file
 bp = Blueprint("records", __name__, url_prefix="/records")
 
 
-class VerifyForm(FlaskForm):
+class VerifyForm(PortalForm):
     document = FileField(
         _l("The PDF to check"), validators=[FileRequired(_l("Choose a PDF file to check"))]
     )

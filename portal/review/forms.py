@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     HiddenField,
@@ -18,7 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import Optional
 
-from portal.core.forms import date_from_parts
+from portal.core.forms import PortalForm, date_from_parts
 from portal.review.models import OpinionCategory, SubmissionKind, VoteChoice
 
 MODIFICATION_LABELS = {
@@ -50,7 +49,7 @@ def _choices(labels: dict) -> list[SelectChoice]:
     return [SelectChoice(str(key), label) for key, label in labels.items()]
 
 
-class _Submission(FlaskForm):
+class _Submission(PortalForm):
     protocol_file = FileField(_l("Protocol document"), description=_l("A PDF of 10 MB or less."))
     version_ids = SelectMultipleField(
         _l("Consent document versions for the panel to approve"),
@@ -90,7 +89,7 @@ class ModificationForm(_Submission):
     )
 
 
-class DeclarationForm(FlaskForm):
+class DeclarationForm(PortalForm):
     conflict = RadioField(
         _l("Do you have an interest to declare?"),
         choices=_choices(CONFLICT_LABELS),
@@ -103,20 +102,20 @@ class DeclarationForm(FlaskForm):
     )
 
 
-class AssignForm(FlaskForm):
+class AssignForm(PortalForm):
     member_id = SelectField(_l("Assign a reviewer"), validate_choice=False)
 
 
-class CommentForm(FlaskForm):
+class CommentForm(PortalForm):
     about = SelectField(_l("What the comment is about"), validate_choice=False)
     body = TextAreaField(_l("Comment"))
 
 
-class VoteForm(FlaskForm):
+class VoteForm(PortalForm):
     choice = RadioField(_l("Your vote"), choices=_choices(VOTE_LABELS), validate_choice=False)
 
 
-class OpinionForm(FlaskForm):
+class OpinionForm(PortalForm):
     category = RadioField(
         _l("The panel's opinion"), choices=_choices(OPINION_LABELS), validate_choice=False
     )
@@ -131,23 +130,23 @@ class OpinionForm(FlaskForm):
     material = HiddenField()
 
 
-class ConditionMetForm(FlaskForm):
+class ConditionMetForm(PortalForm):
     evidence = TextAreaField(_l("Evidence that the condition is met"))
 
 
-class ResponseForm(FlaskForm):
+class ResponseForm(PortalForm):
     response = TextAreaField(
         _l("Your response to the panel's request"),
         description=_l("Answer each point the panel raised. The clock restarts when you send it."),
     )
 
 
-class ProtocolStatusForm(FlaskForm):
+class ProtocolStatusForm(PortalForm):
     status = RadioField(_l("Change the protocol's status"), validate_choice=False)
     reason = TextAreaField(_l("Reason"))
 
 
-class MeetingForm(FlaskForm):
+class MeetingForm(PortalForm):
     title = StringField(_l("Meeting title"))
     day = StringField(_l("Day"), validators=[Optional()])
     month = StringField(_l("Month"), validators=[Optional()])
@@ -157,9 +156,9 @@ class MeetingForm(FlaskForm):
         return date_from_parts(self.day.data, self.month.data, self.year.data)
 
 
-class AgendaForm(FlaskForm):
+class AgendaForm(PortalForm):
     submission_id = SelectField(_l("Add a submission to the agenda"), validate_choice=False)
 
 
-class AttendanceForm(FlaskForm):
+class AttendanceForm(PortalForm):
     member_id = SelectField(_l("Record a member as present"), validate_choice=False)

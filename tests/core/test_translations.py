@@ -100,3 +100,33 @@ def test_the_check_finds_a_string_left_unmarked(tmp_path):
         ("page.py", 1, "Saved for you"),
         ("page.py", 3, "Your name"),
     }
+
+
+def test_templates_follow_force_locale_within_a_request(app):
+    """The templates keep the request's catalogue, yet a PDF or email rendered in another
+    language inside the request (force_locale) is in that language, and the page is not."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    with app.test_request_context("/", headers={"Accept-Language": "en-GB"}):
+        assert render_template_string("{{ _('Sign out') }}") == "Sign out"
+        with force_locale("cy"):
+            assert render_template_string("{{ _('Sign out') }}") == "Allgofnodi"
+        assert render_template_string("{{ _('Sign out') }}") == "Sign out"
+
+
+def test_wtforms_own_messages_are_in_the_readers_language(app):
+    from flask_babel import force_locale
+    from werkzeug.datastructures import MultiDict
+
+    from portal.consent.forms import ReadingForm
+
+    def error_for(text: str) -> str:
+        form = ReadingForm(formdata=MultiDict({"visit_id": text}), meta={"csrf": False})
+        assert not form.validate()
+        return form.visit_id.errors[0]
+
+    with app.test_request_context("/", headers={"Accept-Language": "en-GB"}):
+        assert error_for("abc") == "Not a valid integer value."
+        with force_locale("cy"):
+            assert error_for("abc") == "Gwerth integer annilys"
