@@ -23,8 +23,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def report(name: str, figure: str, baseline: str, ratio: float, goal: str, met: bool) -> None:
-    verdict = "MET" if met else "MISSED"
+def report(
+    name: str, figure: str, baseline: str, ratio: float, goal: str, met: bool | None
+) -> None:
+    """Print a result and append its row; `met` is None for a reference figure with no goal."""
+    verdict = "REFERENCE" if met is None else "MET" if met else "MISSED"
     print(f"{name}: {figure} against {baseline}: ratio {ratio:.2f} (goal {goal}) {verdict}")
     if not RESULTS.exists():
         RESULTS.write_text(
@@ -33,7 +36,8 @@ def report(name: str, figure: str, baseline: str, ratio: float, goal: str, met: 
         )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     with RESULTS.open("a") as handle:
-        row = [stamp, name, figure, baseline, f"{ratio:.2f}", goal, "yes" if met else "no"]
+        shown = "-" if met is None else "yes" if met else "no"
+        row = [stamp, name, figure, baseline, f"{ratio:.2f}", goal, shown]
         handle.write("| " + " | ".join(row) + " |\n")
 
 

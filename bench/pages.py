@@ -76,6 +76,9 @@ def main() -> None:
                 "therapist's dashboard": (f"{base}/consent/team", therapist),
             }
             measured = {name: wrk(page, cookie) for name, (page, cookie) in pages.items()}
+            references = {
+                name: wrk(page, cookie) for name, (page, cookie) in _references(base, patient)
+            }
         baseline_db = Path(tempfile.mkdtemp(prefix="baseline-")) / "baseline.db"
         sys.path.insert(0, str(ROOT / "bench" / "baseline"))
         from bare_app import create_database
@@ -99,6 +102,25 @@ def main() -> None:
             "throughput >= 0.50 x, p99 <= 3 x",
             throughput >= 0.5 and p99 <= 3 * base_p99,
         )
+    for name, (rate, p99) in references.items():
+        report(
+            f"pages, for reference: {name}",
+            f"{rate:.0f} req/s, p99 {p99:.0f} ms",
+            f"bare Flask + Jinja + SQLite {base_rate:.0f} req/s, p99 {base_p99:.0f} ms",
+            rate / base_rate,
+            "none: shows where a page's cost comes from",
+            None,
+        )
+
+
+def _references(base: str, patient: str) -> list[tuple[str, tuple[str, str | None]]]:
+    """Pages with no goal, measured the same way to show the floor under the goals' pages: the
+    NHS.UK layout and a form without signing in, then a signed-in page that does no work of its
+    own (the sign-in check, the menu and the header only)."""
+    return [
+        ("the sign-in page, not signed in", (f"{base}/account/sign-in", None)),
+        ("the change-password form, signed in", (f"{base}/account/password", patient)),
+    ]
 
 
 if __name__ == "__main__":
