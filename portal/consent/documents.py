@@ -7,9 +7,10 @@ means nothing is imported.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
@@ -377,3 +378,28 @@ def offered_text(session: Session, slug: str, locale: str) -> DocumentText | Non
             DocumentText.language == language,
         )
     )
+
+
+# Keys of texts already read, per database: document text is append-only (database triggers),
+# so a text's sections never change once it exists.
+_SECTION_KEYS: weakref.WeakKeyDictionary[Engine, dict[tuple[int, str], tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def section_keys(session: Session, text: DocumentText) -> tuple[str, ...]:
+    """A text's section keys in reading order, read from the database once per process: each
+    section page needs them to find its place, and loading every section to learn them cost
+    more than the rest of the page's own work. Keyed by the content hash as well, so that a
+    text id reused after a rolled-back import can never be answered with another text's keys."""
+    kept = _SECTION_KEYS.setdefault(session.get_bind().engine, {})
+    key = (text.id, text.content_hash)
+    if key not in kept:
+        kept[key] = tuple(
+            session.scalars(
+                select(DocumentSection.key)
+                .where(DocumentSection.text_id == text.id)
+                .order_by(DocumentSection.position)
+            )
+        )
+    return kept[key]

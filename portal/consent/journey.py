@@ -23,6 +23,7 @@ from portal.accounts.passwords import verify_password
 from portal.accounts.services import reauthenticated
 from portal.comprehension.services import question_states
 from portal.consent.document_format import LOCALE_TO_DOCUMENT_LANGUAGE
+from portal.consent.documents import section_keys
 from portal.consent.journey_models import (
     Consent,
     ConsentStatus,
@@ -33,7 +34,13 @@ from portal.consent.journey_models import (
     SignatureMethod,
     SignerRole,
 )
-from portal.consent.models import ConsentDocument, DocumentText, DocumentVersion, VersionStatus
+from portal.consent.models import (
+    ConsentDocument,
+    DocumentSection,
+    DocumentText,
+    DocumentVersion,
+    VersionStatus,
+)
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import Role
@@ -117,11 +124,24 @@ def _text_for(version: DocumentVersion, language: str) -> DocumentText:
 # --- reading ------------------------------------------------------------------------------------
 
 
+def reading_plan(session: Session, consent: Consent) -> list[str]:
+    """The keys of the sections this patient reads, in order, without loading the sections."""
+    return consent.reading_order(section_keys(session, consent.text))
+
+
+def section_to_read(session: Session, consent: Consent, key: str) -> DocumentSection:
+    return session.scalar(
+        select(DocumentSection).where(
+            DocumentSection.text_id == consent.text_id, DocumentSection.key == key
+        )
+    )
+
+
 def open_section(session: Session, consent: Consent, position: int) -> SectionVisit:
     """Show a section: the first opening starts the cooling-off clock."""
     _require_open(consent)
-    sections = consent.sections
-    if not 0 <= position < len(sections):
+    keys = reading_plan(session, consent)
+    if not 0 <= position < len(keys):
         raise JourneyError(_("That section does not exist"))
     if position > consent.reading_position and consent.reading_completed_at is None:
         raise JourneyError(_("Please read the sections in order"))
@@ -136,7 +156,7 @@ def open_section(session: Session, consent: Consent, position: int) -> SectionVi
             object_id=consent.id,
             after={"status": consent.status},
         )
-    visit = SectionVisit(consent_id=consent.id, section_key=sections[position].key)
+    visit = SectionVisit(consent_id=consent.id, section_key=keys[position])
     session.add(visit)
     session.flush()
     return visit

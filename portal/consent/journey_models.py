@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -131,10 +132,16 @@ class Consent(Base):
     @property
     def sections(self) -> list[DocumentSection]:
         """The sections this patient reads, in order."""
-        if self.reading_keys_json is None:
-            return list(self.text.sections)
-        keys = set(json.loads(self.reading_keys_json))
+        keys = set(self.reading_order([section.key for section in self.text.sections]))
         return [section for section in self.text.sections if section.key in keys]
+
+    def reading_order(self, text_keys: Sequence[str]) -> list[str]:
+        """Of the text's section keys (in order), those this patient reads: all of them, or the
+        ones chosen for them when the reading was shortened."""
+        if self.reading_keys_json is None:
+            return list(text_keys)
+        chosen = set(json.loads(self.reading_keys_json))
+        return [key for key in text_keys if key in chosen]
 
     @property
     def questions(self) -> list[ComprehensionQuestion]:

@@ -101,10 +101,11 @@ def read(consent_id: int, position: int):
             )
             return redirect(_next_step(consent))
         return redirect(url_for("consent.read", consent_id=consent.id, position=following))
-    section_count = len(consent.sections)
-    if not 0 <= position < section_count:
+    plan = journey.reading_plan(db.session, consent)
+    if not 0 <= position < len(plan):
         abort(404)
-    section = consent.sections[position]
+    section_count = len(plan)
+    section = journey.section_to_read(db.session, consent, plan[position])
     if section.content_note and request.args.get("note") != "seen":
         return render_template(
             "consent/content_note.html",

@@ -271,3 +271,29 @@ def test_withdrawn_version_needs_a_reason_and_is_final(docs_app):
         with pytest.raises(DocumentError, match="is withdrawn and cannot become submitted"):
             version.move_to(VersionStatus.SUBMITTED)
         assert db.session.scalar(select(DocumentVersion.status)) == "withdrawn"
+
+
+def test_a_texts_section_keys_are_read_once_and_match_its_sections(docs_app):
+    """Section pages learn a text's reading order from a per-process cache; it must equal the
+    sections in the database, and a second asking must not query again."""
+    from sqlalchemy import event
+
+    run(docs_app, "docs", "import")
+    with docs_app.app_context():
+        version = documents.find_version(db.session, "diary-study", "1.0")
+        english, welsh = version.text_in("en-GB"), version.text_in("cy")
+        statements = []
+
+        def _count(*_args):
+            statements.append(1)
+
+        event.listen(db.engine, "before_cursor_execute", _count)
+        try:
+            keys = documents.section_keys(db.session, english)
+            assert len(statements) == 1
+            assert documents.section_keys(db.session, english) is keys
+            assert len(statements) == 1
+        finally:
+            event.remove(db.engine, "before_cursor_execute", _count)
+        assert list(keys) == [s.key for s in english.sections]
+        assert list(documents.section_keys(db.session, welsh)) == [s.key for s in welsh.sections]
