@@ -59,11 +59,18 @@ def navigation_items() -> list[NavItem]:
 def _personal_items() -> list[NavItem]:
     """Links that depend on the person: withdrawal once a patient has started a consent, and
     staff notifications with the number unread."""
+    from portal.core.db import begin_reading
     from portal.extensions import db
 
+    session = db.session
+    if not session.in_transaction():
+        # A page that has not touched the database (most forms) asks the menu's question in a
+        # DEFERRED transaction: otherwise it would take SQLite's write lock here and hold it
+        # until the request ends, and every other worker's writes would wait for its rendering.
+        begin_reading(session)
     is_patient = current_user.role == Role.PATIENT
     query = _patient_menu_query() if is_patient else _staff_menu_query()
-    unread, *in_force = db.session.connection().execute(query, {"user_id": current_user.id}).one()
+    unread, *in_force = session.connection().execute(query, {"user_id": current_user.id}).one()
     text = _l("Notifications (%(n)d new)", n=unread) if unread else _l("Notifications")
     notifications = NavItem(
         url_for("notifications.inbox"), str(text), request.blueprint == "notifications"

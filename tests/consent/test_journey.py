@@ -335,9 +335,10 @@ def test_staff_reads_of_a_patients_answers_are_audited(journey):
 
 
 def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp_path):
-    """While another connection holds SQLite's write lock, the therapist's dashboard still
-    answers at once: the sign-in is checked, and the page read, without asking for the lock
-    that every writer queues for."""
+    """While another connection holds SQLite's write lock, the therapist's dashboard and a
+    page that reads nothing of its own (the change-password form, whose menu still asks the
+    database) answer at once: the sign-in is checked, and the page read, without asking for the
+    lock that every writer queues for."""
     import sqlite3
     import time
 
@@ -349,10 +350,13 @@ def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp
     try:
         began = time.perf_counter()
         team = therapist.get("/consent/team")
+        form = therapist.get("/account/password")
         waited = time.perf_counter() - began
     finally:
         writer.execute("ROLLBACK")
         writer.close()
     assert team.status_code == 200
     assert "Sam Taylor" in team.text  # their patient is listed
+    assert form.status_code == 200
+    assert "Notifications" in form.text  # the menu was read
     assert waited < 2
