@@ -55,15 +55,14 @@ def main() -> None:
         db.session.commit()
         db.session.expire_all()
 
+        hash_before = _hashlib_alone(canonical)
         began = time.perf_counter()
         chain = audit.verify_chain(db.session)
         verify_seconds = time.perf_counter() - began
         assert chain.intact, chain.problem
-
-        began = time.perf_counter()
-        for data in canonical:
-            hashlib.sha256(data).hexdigest()
-        hash_seconds = time.perf_counter() - began
+        # The machine's speed drifts within a minute: the baseline is the mean of a run just
+        # before and one just after the verification.
+        hash_seconds = (hash_before + _hashlib_alone(canonical)) / 2
 
     per_second = chain.events_verified / verify_seconds
     report(
@@ -74,6 +73,14 @@ def main() -> None:
         ">= 200,000 events/s and <= 3 x",
         per_second >= 200_000 and verify_seconds / hash_seconds <= 3,
     )
+
+
+def _hashlib_alone(canonical: list[bytes]) -> float:
+    """Seconds for hashlib alone over the same canonical bytes, in this one process."""
+    began = time.perf_counter()
+    for data in canonical:
+        hashlib.sha256(data).hexdigest()
+    return time.perf_counter() - began
 
 
 if __name__ == "__main__":

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
+if TYPE_CHECKING:  # imported where used: audit verification's workers import portal.core.*
+    from flask import Flask  # without wanting Flask, and start in a tenth of the time
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config -> extensions -> blueprints -> cli."""
+    from flask import Flask
+
     instance_path = os.environ.get("PORTAL_INSTANCE_PATH", str(PROJECT_ROOT / "instance"))
     app = Flask(
         __name__,
@@ -131,6 +133,8 @@ def _instance_secret_key(instance_path: Path) -> str:
 
 def _configure_jinja(app: Flask) -> None:
     """Project templates first, then the NHS.UK frontend macros from PyPI."""
+    from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
+
     app.jinja_options = {
         **app.jinja_options,
         "undefined": ChainableUndefined,

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -25,6 +25,13 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core import audit_links
+from portal.core.chain_walk import (
+    EVENT_TEMPLATE,
+    ChainReport,
+    sqlite_events,
+    walk_events,
+    walk_range,
+)
 from portal.core.db import Base, UTCDateTime, utcnow
 
 logger = logging.getLogger(__name__)
@@ -155,13 +162,6 @@ def canonical_event_bytes(*, occurred_at: dt.datetime, **fields: Any) -> bytes:
     return _canonical(occurred_text=format_timestamp(occurred_at), **fields)
 
 
-# The event object's keys in sorted order (docs/audit-chain.md), values filled in as JSON.
-_EVENT_TEMPLATE = (
-    '{"action":%s,"actor_id":%s,"actor_role":%s,"after":%s,"before":%s,"object_id":%s,'
-    '"object_type":%s,"occurred_at":%s,"prev_hash":%s,"reason":%s,"request_id":%s,"seq":%d}'
-)
-
-
 def _canonical(
     seq: int,
     occurred_text: str,
@@ -194,7 +194,7 @@ def _canonical(
         quote, texts
     )
     return (
-        _EVENT_TEMPLATE
+        EVENT_TEMPLATE
         % (
             action,
             "null" if actor_id is None else int(actor_id),
@@ -292,31 +292,7 @@ def _current_request_id() -> str | None:
 # --- verification ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    """The outcome of recomputing the chain."""
-
-    events_verified: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-
-    @property
-    def intact(self) -> bool:
-        return self.first_bad_seq is None
-
-
 _STORED_COLUMNS_SQL = ", ".join(STORED_COLUMNS)
-
-# The canonical bytes built by SQLite itself, in C: json_quote escapes exactly as Python's
-# json.dumps(ensure_ascii=False) does (tests/core/test_audit.py checks every code point class),
-# and a mismatch is re-checked in Python before anything is called altered.
-_SQLITE_CANONICAL = (
-    "CAST(format('" + _EVENT_TEMPLATE.replace("%d", "%s") + "', json_quote(action),"
-    " coalesce(actor_id, 'null'), json_quote(actor_role), coalesce(after_json, 'null'),"
-    " coalesce(before_json, 'null'), json_quote(object_id), json_quote(object_type),"
-    " json_quote(replace(occurred_at, ' ', 'T') || 'Z'), json_quote(prev_hash),"
-    " json_quote(reason), json_quote(request_id), seq) AS BLOB)"
-)
 
 
 def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, bytes]]:
@@ -328,7 +304,7 @@ def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, 
     """
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        yield from _sqlite_events(connection.connection.driver_connection, batch_size)
+        yield from sqlite_events(connection.connection.driver_connection, batch_size)
         return
     query = text(
         f"SELECT {_STORED_COLUMNS_SQL} FROM audit_event "  # noqa: S608 - constants
@@ -339,23 +315,6 @@ def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, 
         for row in batch:
             yield row[0], row[11], row[12], _canonical_from_row(row)
         last_seq = batch[-1][0]
-
-
-def _sqlite_events(
-    connection: Any, batch_size: int, first: int | None = None, last: int | None = None
-) -> Iterator[tuple[int, str, str, bytes]]:
-    """The whole table, or the integer seqs first..last (a worker's share: the caller checks
-    that the shares cover every row)."""
-    cursor = connection.cursor()
-    cursor.arraysize = batch_size
-    query = f"SELECT seq, prev_hash, hash, {_SQLITE_CANONICAL} FROM audit_event"  # noqa: S608
-    if first is None:
-        cursor.execute(query + " ORDER BY seq")
-    else:
-        cursor.execute(query + " WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last))
-    while batch := cursor.fetchmany():
-        yield from batch
-    cursor.close()
 
 
 def _canonical_from_row(row: Sequence[Any]) -> bytes:
@@ -378,83 +337,6 @@ def _stored_time(value: Any) -> str:
     return format_timestamp(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
 
 
-@dataclass
-class _Walk:
-    """How far a walk along (part of) the chain got."""
-
-    next_seq: int
-    first_prev: str | None = None  # the first event's prev_hash, for joining ranges
-    last_hash: str | None = None
-    problem: ChainReport | None = None
-
-
-def _walk(
-    events: Iterator[tuple[int, str, str, bytes]],
-    expected_seq: int,
-    previous_hash: str | None,
-    rehash: Callable[[int], str],
-) -> _Walk:
-    """Check sequence, links and hashes; stop at the first event that does not fit.
-
-    previous_hash None means the walk starts mid-chain and takes the first link on trust (the
-    caller joins the ranges); rehash recomputes one event in Python before it is called altered.
-    """
-    walk = _Walk(expected_seq, last_hash=previous_hash)
-    hash_before_previous = None
-    sha256 = hashlib.sha256
-    for seq, stored_prev, stored_hash, canonical in events:
-        if walk.first_prev is None:
-            walk.first_prev = stored_prev
-            previous_hash = stored_prev if previous_hash is None else previous_hash
-        if not (
-            seq == expected_seq
-            and stored_prev == previous_hash
-            and (sha256(canonical).hexdigest() == stored_hash or rehash(seq) == stored_hash)
-        ):
-            walk.problem = _problem(
-                seq, expected_seq, stored_prev, previous_hash, hash_before_previous
-            )
-            break
-        hash_before_previous = previous_hash
-        previous_hash = stored_hash
-        expected_seq += 1
-    walk.next_seq, walk.last_hash = expected_seq, previous_hash
-    return walk
-
-
-def _problem(
-    seq: int,
-    expected_seq: int,
-    stored_prev: str,
-    previous_hash: str | None,
-    hash_before: str | None,
-) -> ChainReport:
-    """Why an event does not fit where the walk reached it."""
-    if not isinstance(seq, int):  # SQLite stores what it is given: '7x' sorts after numbers
-        return ChainReport(
-            expected_seq - 1,
-            expected_seq,
-            f"an event numbered {seq!r} is not part of the sequence (it was inserted)",
-        )
-    if seq != expected_seq:
-        return ChainReport(
-            expected_seq - 1,
-            min(seq, expected_seq),
-            f"event {expected_seq} expected but event {seq} found "
-            "(an event was deleted, inserted or renumbered)",
-        )
-    if stored_prev != previous_hash:
-        if stored_prev == hash_before:
-            # It links to the event before: the one in between was slipped in.
-            return ChainReport(
-                expected_seq - 2,
-                seq - 1,
-                f"event {seq - 1} was inserted (event {seq} links past it)",
-            )
-        return ChainReport(expected_seq - 1, seq, f"event {seq} does not link to event {seq - 1}")
-    return ChainReport(expected_seq - 1, seq, f"event {seq} was altered (its hash does not match)")
-
-
 # Chains at least this long are verified by several processes on a SQLite file.
 PARALLEL_FROM = 200_000
 PARALLEL_TIMEOUT_SECONDS = 3600
@@ -474,7 +356,8 @@ def verify_chain(
         return ChainReport(0, 1, "the chain head record is missing")
     if _parallel_walks_intact(session, head, batch_size, workers):
         return ChainReport(head.last_seq)
-    walk = _walk(_events(session, batch_size), 1, GENESIS_HASH, partial(_python_hash, session))
+    rehash = partial(_python_hash, session)
+    walk = walk_events(_events(session, batch_size), 1, GENESIS_HASH, rehash)
     if walk.problem:
         return walk.problem
     verified = walk.next_seq - 1
@@ -502,18 +385,22 @@ def _parallel_walks_intact(
         workers = min(2, os.cpu_count() or 1) if head.last_seq >= PARALLEL_FROM else 1
     if workers < 2 or head.last_seq < workers:
         return False
-    # Every row must be in a worker's share: no seq beyond the head, and no odd one (SQLite
-    # would keep a text seq such as '7x', which no integer range selects).
-    stored = connection.exec_driver_sql("SELECT count(*), max(seq) FROM audit_event").one()
-    if tuple(stored) != (head.last_seq, head.last_seq):
+    # Every row must be in a worker's share: no seq outside 1..head, none NULL, and no odd
+    # one (SQLite would keep a text seq such as '7x', which no integer range selects, but which
+    # sorts after every number). Three index look-ups; count(*) would read the whole table.
+    stored = connection.exec_driver_sql(
+        "SELECT (SELECT min(seq) FROM audit_event), (SELECT max(seq) FROM audit_event),"
+        " EXISTS (SELECT 1 FROM audit_event WHERE seq IS NULL)"
+    ).one()
+    if tuple(stored) != (1, head.last_seq, 0):
         return False
     bounds = [head.last_seq * part // workers for part in range(workers + 1)]
     ranges = [(database, bounds[i] + 1, bounds[i + 1], batch_size) for i in range(workers)]
     # spawn, not fork: this process may hold SQLite connections (even the write lock), whose
-    # state a forked child must not inherit. Starting costs about half a second.
+    # state a forked child must not inherit. The workers import only portal.core.chain_walk.
     try:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            walks = pool.starmap_async(_walk_range, ranges).get(timeout=PARALLEL_TIMEOUT_SECONDS)
+            walks = pool.starmap_async(walk_range, ranges).get(timeout=PARALLEL_TIMEOUT_SECONDS)
     except (multiprocessing.TimeoutError, OSError, sqlite3.Error):
         logger.warning("parallel audit verification failed; walking the chain in one process")
         return False
@@ -527,14 +414,3 @@ def _parallel_walks_intact(
         )
         and walks[-1].last_hash == head.last_hash
     )
-
-
-def _walk_range(database: str, first: int, last: int, batch_size: int) -> _Walk:
-    """One worker's share: events first..last, read through its own read-only connection."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        events = _sqlite_events(connection, batch_size, first, last)
-        # A hash this process cannot confirm is left to the full walk, which re-checks it.
-        return _walk(events, first, None, lambda _seq: "")
-    finally:
-        connection.close()

@@ -1,0 +1,150 @@
+"""Walking the audit chain: checks of sequence, links and hashes over (seq, prev_hash, hash,
+canonical bytes) rows.
+
+Kept free of Flask and SQLAlchemy imports on purpose: verification of a long chain spawns worker
+processes that import this module, and a lean import starts them in a tenth of the time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# The event object's keys in sorted order (docs/audit-chain.md), values filled in as JSON.
+EVENT_TEMPLATE = (
+    '{"action":%s,"actor_id":%s,"actor_role":%s,"after":%s,"before":%s,"object_id":%s,'
+    '"object_type":%s,"occurred_at":%s,"prev_hash":%s,"reason":%s,"request_id":%s,"seq":%d}'
+)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of recomputing the chain."""
+
+    events_verified: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad_seq is None
+
+
+# The canonical bytes built by SQLite itself, in C: json_quote escapes exactly as Python's
+# json.dumps(ensure_ascii=False) does (tests/core/test_audit.py checks every code point class),
+# and a mismatch is re-checked in Python before anything is called altered.
+SQLITE_CANONICAL = (
+    "CAST(format('" + EVENT_TEMPLATE.replace("%d", "%s") + "', json_quote(action),"
+    " coalesce(actor_id, 'null'), json_quote(actor_role), coalesce(after_json, 'null'),"
+    " coalesce(before_json, 'null'), json_quote(object_id), json_quote(object_type),"
+    " json_quote(replace(occurred_at, ' ', 'T') || 'Z'), json_quote(prev_hash),"
+    " json_quote(reason), json_quote(request_id), seq) AS BLOB)"
+)
+
+
+def sqlite_events(
+    connection: Any, batch_size: int, first: int | None = None, last: int | None = None
+) -> Iterator[tuple[int, str, str, bytes]]:
+    """The whole table, or the integer seqs first..last (a worker's share: the caller checks
+    that the shares cover every row)."""
+    cursor = connection.cursor()
+    cursor.arraysize = batch_size
+    query = f"SELECT seq, prev_hash, hash, {SQLITE_CANONICAL} FROM audit_event"  # noqa: S608
+    if first is None:
+        cursor.execute(query + " ORDER BY seq")
+    else:
+        cursor.execute(query + " WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last))
+    while batch := cursor.fetchmany():
+        yield from batch
+    cursor.close()
+
+
+@dataclass
+class Walk:
+    """How far a walk along (part of) the chain got."""
+
+    next_seq: int
+    first_prev: str | None = None  # the first event's prev_hash, for joining ranges
+    last_hash: str | None = None
+    problem: ChainReport | None = None
+
+
+def walk_events(
+    events: Iterator[tuple[int, str, str, bytes]],
+    expected_seq: int,
+    previous_hash: str | None,
+    rehash: Callable[[int], str],
+) -> Walk:
+    """Check sequence, links and hashes; stop at the first event that does not fit.
+
+    previous_hash None means the walk starts mid-chain and takes the first link on trust (the
+    caller joins the ranges); rehash recomputes one event in Python before it is called altered.
+    """
+    walk = Walk(expected_seq, last_hash=previous_hash)
+    hash_before_previous = None
+    sha256 = hashlib.sha256
+    for seq, stored_prev, stored_hash, canonical in events:
+        if walk.first_prev is None:
+            walk.first_prev = stored_prev
+            previous_hash = stored_prev if previous_hash is None else previous_hash
+        if not (
+            seq == expected_seq
+            and stored_prev == previous_hash
+            and (sha256(canonical).hexdigest() == stored_hash or rehash(seq) == stored_hash)
+        ):
+            walk.problem = problem(
+                seq, expected_seq, stored_prev, previous_hash, hash_before_previous
+            )
+            break
+        hash_before_previous = previous_hash
+        previous_hash = stored_hash
+        expected_seq += 1
+    walk.next_seq, walk.last_hash = expected_seq, previous_hash
+    return walk
+
+
+def problem(
+    seq: int,
+    expected_seq: int,
+    stored_prev: str,
+    previous_hash: str | None,
+    hash_before: str | None,
+) -> ChainReport:
+    """Why an event does not fit where the walk reached it."""
+    if not isinstance(seq, int):  # SQLite stores what it is given: '7x' sorts after numbers
+        return ChainReport(
+            expected_seq - 1,
+            expected_seq,
+            f"an event numbered {seq!r} is not part of the sequence (it was inserted)",
+        )
+    if seq != expected_seq:
+        return ChainReport(
+            expected_seq - 1,
+            min(seq, expected_seq),
+            f"event {expected_seq} expected but event {seq} found "
+            "(an event was deleted, inserted or renumbered)",
+        )
+    if stored_prev != previous_hash:
+        if stored_prev == hash_before:
+            # It links to the event before: the one in between was slipped in.
+            return ChainReport(
+                expected_seq - 2,
+                seq - 1,
+                f"event {seq - 1} was inserted (event {seq} links past it)",
+            )
+        return ChainReport(expected_seq - 1, seq, f"event {seq} does not link to event {seq - 1}")
+    return ChainReport(expected_seq - 1, seq, f"event {seq} was altered (its hash does not match)")
+
+
+def walk_range(database: str, first: int, last: int, batch_size: int) -> Walk:
+    """One worker's share: events first..last, read through its own read-only connection."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        events = sqlite_events(connection, batch_size, first, last)
+        # A hash this process cannot confirm is left to the full walk, which re-checks it.
+        return walk_events(events, first, None, lambda _seq: "")
+    finally:
+        connection.close()
