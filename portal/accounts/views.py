@@ -36,6 +36,7 @@ from portal.accounts.forms import (
 )
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User, UserSession
 from portal.core import rate_limits
+from portal.core.db import reads_only
 from portal.core.forms import client_address, safe_next_url
 from portal.core.i18n import SESSION_LOCALE_KEY, current_locale_code
 from portal.core.permissions import Role, public, roles_required, signed_in
@@ -229,6 +230,7 @@ def change_password():
 
 @bp.route("/sessions")
 @signed_in
+@reads_only
 def sessions():
     rows = services.open_sessions(db.session, current_user)
     return render_template("accounts/sessions.html", rows=rows, form=EmptyForm())
@@ -301,6 +303,7 @@ def accept_invitation(token: str):
 
 @bp.route("/patients")
 @roles_required(Role.THERAPIST)
+@reads_only
 def patients():
     patients = db.session.scalars(
         select(User)
@@ -416,6 +419,7 @@ def _invite(form, role: Role, template: str, list_endpoint: str):
 
 @bp.route("/staff")
 @roles_required(Role.ADMINISTRATOR)
+@reads_only
 def staff():
     users = db.session.scalars(select(User).order_by(User.role, User.full_name)).all()
     invitations = db.session.scalars(

@@ -25,7 +25,7 @@ from portal.consent.forms import (
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
 from portal.consent.models import ConsentDocument, DocumentText, DocumentVersion
 from portal.consent.views import bp
-from portal.core.db import begin_reading
+from portal.core.db import begin_reading, reads_only
 from portal.core.faults import fault_point
 from portal.core.forms import safe_next_url
 from portal.core.permissions import Role, roles_required
@@ -133,6 +133,7 @@ def read(consent_id: int, position: int):
 
 @bp.route("/<int:consent_id>/changes")
 @roles_required(Role.PATIENT)
+@reads_only
 def changes(consent_id: int):
     """What changed between the version the patient agreed to and the newer one."""
     from portal.consent.redline import compare

@@ -13,6 +13,7 @@ from portal.consent.journey_models import Consent, ConsentStatus
 from portal.consent.models import ConsentDocument, DocumentError
 from portal.consent.readability import PLAIN_LANGUAGE_TARGET, score
 from portal.consent.redline import compare
+from portal.core.db import reads_only
 from portal.core.permissions import STAFF_ROLES, Role, roles_required
 from portal.extensions import db
 
@@ -26,6 +27,7 @@ def _markdown_filter(text: str):
 
 @bp.route("/")
 @roles_required(Role.PATIENT)
+@reads_only
 def home():
     consents = db.session.scalars(
         select(Consent).where(Consent.patient_id == current_user.id).order_by(Consent.id.desc())
@@ -56,6 +58,7 @@ def home():
 
 @bp.route("/documents")
 @roles_required(*STAFF_ROLES)
+@reads_only
 def documents():
     found = db.session.scalars(select(ConsentDocument).order_by(ConsentDocument.slug)).all()
     return render_template(
@@ -75,6 +78,7 @@ def _version_or_404(slug: str, version: str):
 
 @bp.route("/documents/<slug>/<version>/<language>")
 @roles_required(*STAFF_ROLES)
+@reads_only
 def document_version(slug: str, version: str, language: str):
     found = _version_or_404(slug, version)
     text = found.text_in(language)
@@ -95,6 +99,7 @@ def document_version(slug: str, version: str, language: str):
 
 @bp.route("/documents/<slug>/compare")
 @roles_required(*STAFF_ROLES)
+@reads_only
 def redline(slug: str):
     language = request.args.get("language", "en-GB")
     if language not in DOCUMENT_LANGUAGES:

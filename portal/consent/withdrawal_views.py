@@ -15,6 +15,7 @@ from portal.consent import withdrawal as service
 from portal.consent.access import own_consent_or_404
 from portal.consent.forms import ConfirmWithdrawalForm, StaffWithdrawalForm, WithdrawalForm
 from portal.consent.journey_models import Consent, Withdrawal, WithdrawalChannel, WithdrawalScope
+from portal.core.db import reads_only
 from portal.core.faults import fault_point
 from portal.core.forms import show_error
 from portal.core.permissions import PANEL_ROLES, Role, public, roles_required
@@ -26,6 +27,7 @@ bp = Blueprint("withdrawal", __name__, url_prefix="/withdraw")
 
 @bp.route("/")
 @roles_required(Role.PATIENT)
+@reads_only
 def start():
     """The "Withdraw" link: straight to the form when there is one study, else a choice."""
     consents = service.consents_in_force(db.session, current_user)

@@ -8,9 +8,10 @@ once, services only flush.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask
 from flask.globals import app_ctx
@@ -113,6 +114,8 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = build_engine(app.config["DATABASE_URL"])
         factory = sessionmaker(bind=engine, expire_on_commit=False)
+        event.listen(factory, "before_flush", _refuse_flush_in_reads_only_view)
+        event.listen(factory, "do_orm_execute", _refuse_statement_in_reads_only_view)
         registry = scoped_session(factory, scopefunc=_app_context_id)
         app.extensions[self._app_key] = (engine, registry)
 
@@ -153,6 +156,51 @@ def begin_reading(session: Session) -> None:
     """
     session.commit()
     session.connection(execution_options={READ_ONLY_OPTION: True})
+
+
+class ReadsOnlyViewWrote(RuntimeError):
+    """A view declared reads_only tried to write: a mistake in the code, found at once."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_READS_ONLY = "portal.reads_only_view"
+
+
+def reads_only(view: Callable[P, R]) -> Callable[P, R]:
+    """Declare a view that only reads: its queries run in a read transaction (begin_reading),
+    so the page answers while another request holds SQLite's write lock, instead of queueing
+    behind every signature. Put it nearest the function, under the access rule: the sign-in
+    check has already run and written what it needed. A write in the view is refused at once
+    (ReadsOnlyViewWrote) rather than failing only when another writer happens to commit."""
+
+    @functools.wraps(view)
+    def read_only_view(*args: P.args, **kwargs: P.kwargs) -> R:
+        from portal.extensions import db
+
+        session = db.session
+        begin_reading(session)
+        session.info[_READS_ONLY] = True
+        try:
+            return view(*args, **kwargs)
+        finally:
+            session.info.pop(_READS_ONLY, None)
+
+    return read_only_view
+
+
+def _refuse_flush_in_reads_only_view(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_READS_ONLY) and (
+        session.new or session.deleted or any(session.is_modified(o) for o in session.dirty)
+    ):
+        raise ReadsOnlyViewWrote("a view declared reads_only changed a record")
+
+
+def _refuse_statement_in_reads_only_view(state: Any) -> None:
+    if state.session.info.get(_READS_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadsOnlyViewWrote("a view declared reads_only ran an INSERT, UPDATE or DELETE")
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.models import User
-from portal.core.db import utcnow
+from portal.core.db import reads_only, utcnow
 from portal.core.forms import parse_row_id, show_error
 from portal.core.permissions import ALL_ROLES, PANEL_ROLES, Role, roles_required
 from portal.extensions import db
@@ -87,6 +87,7 @@ def reported(incident_id: int):
 
 @bp.route("/mine")
 @roles_required(*ALL_ROLES)
+@reads_only
 def mine():
     incidents = db.session.scalars(
         select(Incident).where(Incident.reporter_id == current_user.id).order_by(Incident.id.desc())
@@ -96,6 +97,7 @@ def mine():
 
 @bp.route("/")
 @roles_required(*PANEL_ROLES)
+@reads_only
 def panel():
     return render_template(
         "incidents/panel.html",
@@ -108,6 +110,7 @@ def panel():
 
 @bp.route("/therapists/<int:therapist_id>")
 @roles_required(*PANEL_ROLES)
+@reads_only
 def therapist_history(therapist_id: int):
     therapist = db.get_or_404(User, therapist_id)
     if therapist.role != Role.THERAPIST:

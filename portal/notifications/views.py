@@ -6,6 +6,7 @@ from flask import Blueprint, abort, redirect, render_template
 from flask_login import current_user
 
 from portal.accounts.forms import EmptyForm
+from portal.core.db import reads_only
 from portal.core.forms import safe_next_url
 from portal.core.permissions import ALL_ROLES, Role, roles_required
 from portal.extensions import db
@@ -17,6 +18,7 @@ bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
 @bp.route("/")
 @roles_required(*ALL_ROLES)
+@reads_only
 def inbox():
     return render_template(
         "notifications/inbox.html", messages=services.inbox(db.session, current_user)
@@ -39,6 +41,7 @@ def open_message(message_id: int):
 
 @bp.route("/outbox")
 @roles_required(Role.ADMINISTRATOR)
+@reads_only
 def outbox():
     """Every queued message and whether it went: the whole outbox when no mail server is set."""
     from portal.notifications.mail import mail_configured

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, render_template, request
 
-from portal.core.db import begin_reading, utcnow
+from portal.core.db import begin_reading, reads_only, utcnow
 from portal.core.forms import parse_row_id
 from portal.core.permissions import PANEL_ROLES, roles_required
 from portal.extensions import db
@@ -15,6 +15,7 @@ from portal.oversight.views import bp
 
 @bp.route("/dashboards")
 @roles_required(*PANEL_ROLES)
+@reads_only
 def dashboard_index():
     return render_template("oversight/dashboards/index.html")
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from portal.accounts.models import User
 from portal.consent.journey_models import Withdrawal
 from portal.core import audit
-from portal.core.db import begin_reading, reading_session
+from portal.core.db import begin_reading, reading_session, reads_only
 from portal.core.forms import parse_row_id
 from portal.core.permissions import PANEL_ROLES, roles_required
 from portal.extensions import db
@@ -52,6 +52,7 @@ def _chain_status() -> dict:
 
 @bp.route("/")
 @roles_required(*PANEL_ROLES)
+@reads_only
 def home():
     withdrawals = db.session.scalars(
         select(Withdrawal).order_by(Withdrawal.id.desc()).limit(RECENT_WITHDRAWALS)

@@ -11,6 +11,7 @@ from wtforms import SelectChoice
 
 from portal.accounts.models import User
 from portal.consent.readability import PLAIN_LANGUAGE_TARGET, score
+from portal.core.db import reads_only
 from portal.core.forms import parse_row_id, show_error
 from portal.core.permissions import PANEL_ROLES, Role, roles_required
 from portal.extensions import db
@@ -46,6 +47,7 @@ STATUS_ACTIONS = {
 
 @bp.route("/panel")
 @roles_required(*PANEL_ROLES)
+@reads_only
 def panel():
     return render_template(
         "review/panel.html",
@@ -326,6 +328,7 @@ def create_meeting():
 
 @bp.route("/meetings/<int:meeting_id>")
 @roles_required(*PANEL_ROLES)
+@reads_only
 def meeting(meeting_id: int, status: int = 200, **forms):
     found = db.get_or_404(PanelMeeting, meeting_id)
     agenda_form = forms.get("agenda_form") or AgendaForm()

@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.consent.documents import previous_approved_version
+from portal.core.db import reads_only
 from portal.core.forms import parse_row_id, show_error
 from portal.core.permissions import PANEL_ROLES, Role, roles_required
 from portal.extensions import db
@@ -28,6 +29,7 @@ def _review_helpers() -> dict[str, object]:
 
 @bp.route("/")
 @roles_required(Role.INVESTIGATOR)
+@reads_only
 def home():
     protocols = db.session.scalars(
         select(Protocol)
@@ -124,6 +126,7 @@ def modify(protocol_id: int):
 
 @bp.route("/protocols/<int:protocol_id>")
 @roles_required(Role.INVESTIGATOR, *PANEL_ROLES)
+@reads_only
 def protocol(protocol_id: int):
     found = db.get_or_404(Protocol, protocol_id)
     if current_user.role == Role.INVESTIGATOR and found.submitted_by_id != current_user.id:
@@ -137,6 +140,7 @@ def protocol(protocol_id: int):
 
 @bp.route("/submissions/<int:submission_id>")
 @roles_required(Role.INVESTIGATOR)
+@reads_only
 def submission(submission_id: int, response_form: ResponseForm | None = None, status: int = 200):
     found = _own_submission(submission_id)
     return render_template(

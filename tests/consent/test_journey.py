@@ -335,15 +335,17 @@ def test_staff_reads_of_a_patients_answers_are_audited(journey):
 
 
 def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp_path):
-    """While another connection holds SQLite's write lock, the therapist's dashboard and a
-    page that reads nothing of its own (the change-password form, whose menu still asks the
-    database) answer at once: the sign-in is checked, and the page read, without asking for the
-    lock that every writer queues for."""
+    """While another connection holds SQLite's write lock, the therapist's dashboard, the
+    patient's home page and inbox (views declared reads_only) and a page that reads nothing of
+    its own (the change-password form, whose menu still asks the database) answer at once: the
+    sign-in is checked, and the page read, without asking for the lock that every writer
+    queues for."""
     import sqlite3
     import time
 
     journey = set_up_journey(make_app, sqlite_url, tmp_path)
     therapist = journey.therapist_client()
+    patient = journey.patient_client()
     database = journey.app.config["DATABASE_URL"].removeprefix("sqlite:///")
     writer = sqlite3.connect(database, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
@@ -351,6 +353,8 @@ def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp
         began = time.perf_counter()
         team = therapist.get("/consent/team")
         form = therapist.get("/account/password")
+        home = patient.get("/consent/")
+        inbox = patient.get("/notifications/")
         waited = time.perf_counter() - began
     finally:
         writer.execute("ROLLBACK")
@@ -359,4 +363,6 @@ def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp
     assert "Sam Taylor" in team.text  # their patient is listed
     assert form.status_code == 200
     assert "Notifications" in form.text  # the menu was read
-    assert waited < 2
+    assert home.status_code == 200 and inbox.status_code == 200
+    assert "Continue" in home.text or "Start" in home.text  # their consent is offered
+    assert waited < 4

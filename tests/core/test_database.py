@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pytest
@@ -81,3 +82,69 @@ def test_default_database_and_secret_key_live_in_the_instance_folder(monkeypatch
     key_file = tmp_path / "instance" / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert create_app().config["SECRET_KEY"] == app.config["SECRET_KEY"]
+
+
+def _reads_only_app(make_app, sqlite_url):
+    """An app with three reads_only pages: one that reads, two that wrongly write."""
+    from sqlalchemy import select, update
+
+    from portal.core.audit import AuditChainHead
+    from portal.core.db import reads_only
+    from portal.core.permissions import public
+
+    app = make_app(sqlite_url)
+
+    def reading():
+        return str(db.session.scalar(select(AuditChainHead.last_seq)))
+
+    def changing_a_record():
+        db.session.get(AuditChainHead, 1).last_hash = "f" * 64
+        db.session.flush()
+        return "changed"
+
+    def running_an_update():
+        db.session.execute(update(AuditChainHead).values(last_hash="f" * 64))
+        return "updated"
+
+    for view in (reading, changing_a_record, running_an_update):
+        app.add_url_rule(f"/test/{view.__name__}", view_func=public(reads_only(view)))
+    return app
+
+
+def test_a_reads_only_view_answers_while_another_connection_writes(make_app, sqlite_url):
+    """Its queries run in a DEFERRED transaction: no wait for SQLite's write lock."""
+    import time
+
+    app = _reads_only_app(make_app, sqlite_url)
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.perf_counter()
+        answer = app.test_client().get("/test/reading")
+        waited = time.perf_counter() - began
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert answer.status_code == 200
+    assert answer.text.isdigit()
+    assert waited < 2  # the busy timeout is 5 s or more
+
+
+@pytest.mark.parametrize("page", ["changing_a_record", "running_an_update"])
+def test_a_reads_only_view_that_writes_is_refused_and_saves_nothing(
+    make_app, sqlite_url, page, caplog
+):
+    """A write in a view declared reads_only is a mistake in the code: it fails every time
+    (the error page, and ReadsOnlyViewWrote in the log), not only when another writer commits
+    meanwhile."""
+    from portal.core.audit import AuditChainHead
+
+    app = _reads_only_app(make_app, sqlite_url)
+    with app.app_context():
+        before = db.session.get(AuditChainHead, 1).last_hash
+    with caplog.at_level(logging.ERROR):
+        answer = app.test_client().get(f"/test/{page}")
+    assert answer.status_code == 500
+    assert "ReadsOnlyViewWrote" in caplog.text
+    with app.app_context():
+        assert db.session.get(AuditChainHead, 1).last_hash == before
