@@ -168,18 +168,25 @@ _READS_ONLY = "portal.reads_only_view"
 
 
 def reads_only(view: Callable[P, R]) -> Callable[P, R]:
-    """Declare a view that only reads: its queries run in a read transaction (begin_reading),
-    so the page answers while another request holds SQLite's write lock, instead of queueing
-    behind every signature. Put it nearest the function, under the access rule: the sign-in
-    check has already run and written what it needed. A write in the view is refused at once
+    """Declare a view that only reads: on a GET its queries run in a read transaction
+    (DEFERRED on SQLite, as in begin_reading, but committing nothing), so the page answers
+    while another request holds SQLite's write lock instead of queueing behind every
+    signature. Put it nearest the function, under the access rule: the sign-in check has
+    already run and written what it needed. A write in the view is refused at once
     (ReadsOnlyViewWrote) rather than failing only when another writer happens to commit."""
 
     @functools.wraps(view)
     def read_only_view(*args: P.args, **kwargs: P.kwargs) -> R:
+        from flask import request
+
         from portal.extensions import db
 
         session = db.session
-        begin_reading(session)
+        if request.method not in ("GET", "HEAD") or session.in_transaction():
+            # Called by a POST handler to show its form again, or inside work already begun:
+            # that transaction is not this view's to end (begin_reading would commit it).
+            return view(*args, **kwargs)
+        session.connection(execution_options={READ_ONLY_OPTION: True})
         session.info[_READS_ONLY] = True
         try:
             return view(*args, **kwargs)

@@ -91,6 +91,7 @@ def _reads_only_app(make_app, sqlite_url):
     from portal.core.audit import AuditChainHead
     from portal.core.db import reads_only
     from portal.core.permissions import public
+    from portal.extensions import csrf
 
     app = make_app(sqlite_url)
 
@@ -106,8 +107,21 @@ def _reads_only_app(make_app, sqlite_url):
         db.session.execute(update(AuditChainHead).values(last_hash="f" * 64))
         return "updated"
 
+    shown_again = reads_only(reading)
+
+    def posting_then_showing_the_page():
+        """As a POST handler does when it shows its page again after a refused step."""
+        db.session.get(AuditChainHead, 1).last_hash = "e" * 64
+        db.session.flush()
+        return shown_again()  # not committed by reads_only: the request ends in a rollback
+
     for view in (reading, changing_a_record, running_an_update):
         app.add_url_rule(f"/test/{view.__name__}", view_func=public(reads_only(view)))
+    app.add_url_rule(
+        "/test/post",
+        view_func=csrf.exempt(public(posting_then_showing_the_page)),
+        methods=["POST"],
+    )
     return app
 
 
@@ -146,5 +160,21 @@ def test_a_reads_only_view_that_writes_is_refused_and_saves_nothing(
         answer = app.test_client().get(f"/test/{page}")
     assert answer.status_code == 500
     assert "ReadsOnlyViewWrote" in caplog.text
+    with app.app_context():
+        assert db.session.get(AuditChainHead, 1).last_hash == before
+
+
+def test_a_reads_only_view_shown_by_a_post_handler_commits_nothing_of_the_posts(
+    make_app, sqlite_url
+):
+    """Only a GET of the page itself gets the read transaction: a POST handler that shows the
+    page again keeps its own transaction, whose changes are not saved unless it commits."""
+    from portal.core.audit import AuditChainHead
+
+    app = _reads_only_app(make_app, sqlite_url)
+    with app.app_context():
+        before = db.session.get(AuditChainHead, 1).last_hash
+    answer = app.test_client().post("/test/post")
+    assert answer.status_code == 200 and answer.text.isdigit()
     with app.app_context():
         assert db.session.get(AuditChainHead, 1).last_hash == before
