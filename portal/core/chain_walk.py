@@ -48,15 +48,17 @@ SQLITE_CANONICAL = (
 def sqlite_events(
     connection: Any, batch_size: int, first: int | None = None, last: int | None = None
 ) -> Iterator[tuple[int, str, str, bytes]]:
-    """The whole table, or the integer seqs first..last (a worker's share: the caller checks
-    that the shares cover every row)."""
+    """The whole table, or the seqs above first - 1 up to last (a worker's share: the caller
+    checks that the shares cover every row)."""
     cursor = connection.cursor()
     cursor.arraysize = batch_size
     query = f"SELECT seq, prev_hash, hash, {SQLITE_CANONICAL} FROM audit_event"  # noqa: S608
     if first is None:
         cursor.execute(query + " ORDER BY seq")
     else:
-        cursor.execute(query + " WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last))
+        # Half-open over all numbers, not first..last over integers: a forged seq of 4.5
+        # between two shares is then in one of them, where it breaks the sequence.
+        cursor.execute(query + " WHERE seq > ? AND seq <= ? ORDER BY seq", (first - 1, last))
     while batch := cursor.fetchmany():
         yield from batch
     cursor.close()

@@ -172,15 +172,18 @@ def reads_only(view: Callable[P, R]) -> Callable[P, R]:
     (DEFERRED on SQLite, as in begin_reading, but committing nothing), so the page answers
     while another request holds SQLite's write lock instead of queueing behind every
     signature. Put it nearest the function, under the access rule: the sign-in check has
-    already run and written what it needed. A write in the view is refused at once
-    (ReadsOnlyViewWrote) rather than failing only when another writer happens to commit."""
+    already run and written what it needed. A write in the view through the session (the ORM,
+    or an insert, update or delete statement) is refused at once (ReadsOnlyViewWrote) rather
+    than failing only when another writer happens to commit; raw SQL text is not inspected."""
 
     @functools.wraps(view)
     def read_only_view(*args: P.args, **kwargs: P.kwargs) -> R:
         from flask import request
+        from flask_login import current_user
 
         from portal.extensions import db
 
+        current_user._get_current_object()  # the sign-in check may write: let it, before the flag
         session = db.session
         if request.method not in ("GET", "HEAD") or session.in_transaction():
             # Called by a POST handler to show its form again, or inside work already begun:

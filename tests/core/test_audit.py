@@ -201,11 +201,12 @@ def test_parallel_verification_agrees_with_one_walk(make_app, sqlite_url, kind):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("odd_seq", ["'7x'", "0", "-3", "6.5"])
+@pytest.mark.parametrize("odd_seq", ["'7x'", "0", "-3", "6.5", "4.5"])
 def test_an_event_with_an_odd_seq_is_found(make_app, sqlite_url, workers, odd_seq):
     """SQLite keeps whatever type it is given: an extra event numbered '7x' passes the seq > 0
     check and no integer range selects it; one numbered 0 or -3 (the check switched off) lies
-    before every worker's share; 6.5 lies inside one. Verification must see each of them."""
+    before every worker's share; 6.5 lies inside one, 4.5 between the two (1-4 and 5-9).
+    Verification must see each of them."""
     app = make_app(sqlite_url)
     append_events(app, 9)
     drop_append_only_triggers(app)
