@@ -155,6 +155,12 @@ def begin_reading(session: Session) -> None:
     committed meanwhile.
     """
     session.commit()
+    start_reading(session)
+
+
+def start_reading(session: Session) -> None:
+    """Begin a transaction that only reads (DEFERRED on SQLite) in a session that has none open,
+    committing nothing: for code that must not end a transaction it does not own."""
     session.connection(execution_options={READ_ONLY_OPTION: True})
 
 
@@ -189,7 +195,7 @@ def reads_only(view: Callable[P, R]) -> Callable[P, R]:
             # Called by a POST handler to show its form again, or inside work already begun:
             # that transaction is not this view's to end (begin_reading would commit it).
             return view(*args, **kwargs)
-        session.connection(execution_options={READ_ONLY_OPTION: True})
+        start_reading(session)
         session.info[_READS_ONLY] = True
         try:
             return view(*args, **kwargs)

@@ -59,7 +59,7 @@ def navigation_items() -> list[NavItem]:
 def _personal_items() -> list[NavItem]:
     """Links that depend on the person: withdrawal once a patient has started a consent, and
     staff notifications with the number unread."""
-    from portal.core.db import READ_ONLY_OPTION
+    from portal.core.db import start_reading
     from portal.extensions import db
 
     session = db.session
@@ -70,7 +70,7 @@ def _personal_items() -> list[NavItem]:
         # DEFERRED transaction: otherwise it would take SQLite's write lock here and hold it
         # until the request ends, and every other worker's writes would wait for its rendering.
         # (Not begin_reading: its commit would save an unflushed change to a loaded object.)
-        session.connection(execution_options={READ_ONLY_OPTION: True})
+        start_reading(session)
     is_patient = current_user.role == Role.PATIENT
     query = _patient_menu_query() if is_patient else _staff_menu_query()
     unread, *in_force = session.connection().execute(query, {"user_id": current_user.id}).one()
