@@ -45,14 +45,34 @@ SQLITE_CANONICAL = (
 )
 
 
+# The workers' encoding: the same bytes from one json_object() call, which costs SQLite about
+# 40 % less than format() with eight json_quote()s. json_object() needs before/after as json(),
+# which would also accept, and tidy, text that is not byte for byte what was hashed (spaces;
+# JSON5 in newer SQLite). So an event whose before/after is not already exactly in that form
+# gets empty bytes: its hash cannot match, the worker has a doubt, and the full walk settles it
+# byte for byte. Text that is not JSON at all makes json() fail: the worker reports that too.
+WORKER_CANONICAL = (
+    "CAST(CASE WHEN after_json IS json(after_json) AND before_json IS json(before_json) "
+    "THEN json_object('action', action, 'actor_id', actor_id, 'actor_role', actor_role,"
+    " 'after', json(after_json), 'before', json(before_json), 'object_id', object_id,"
+    " 'object_type', object_type, 'occurred_at', replace(occurred_at, ' ', 'T') || 'Z',"
+    " 'prev_hash', prev_hash, 'reason', reason, 'request_id', request_id, 'seq', seq)"
+    " ELSE '' END AS BLOB)"
+)
+
+
 def sqlite_events(
-    connection: Any, batch_size: int, first: int | None = None, last: int | None = None
+    connection: Any,
+    batch_size: int,
+    first: int | None = None,
+    last: int | None = None,
+    canonical: str = SQLITE_CANONICAL,
 ) -> Iterator[tuple[int, str, str, bytes]]:
     """The whole table, or the seqs above first - 1 up to last (a worker's share: the caller
     checks that the shares cover every row)."""
     cursor = connection.cursor()
     cursor.arraysize = batch_size
-    query = f"SELECT seq, prev_hash, hash, {SQLITE_CANONICAL} FROM audit_event"  # noqa: S608
+    query = f"SELECT seq, prev_hash, hash, {canonical} FROM audit_event"  # noqa: S608
     if first is None:
         cursor.execute(query + " ORDER BY seq")
     else:
@@ -145,8 +165,10 @@ def walk_range(database: str, first: int, last: int, batch_size: int) -> Walk:
     """One worker's share: events first..last, read through its own read-only connection."""
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        events = sqlite_events(connection, batch_size, first, last)
+        events = sqlite_events(connection, batch_size, first, last, WORKER_CANONICAL)
         # A hash this process cannot confirm is left to the full walk, which re-checks it.
         return walk_events(events, first, None, lambda _seq: "")
+    except sqlite3.Error as error:  # before/after that is not JSON, or the file unreadable
+        return Walk(first, problem=ChainReport(first - 1, first, f"not walked: {error}"))
     finally:
         connection.close()

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from portal.core import audit
+from portal.core.chain_walk import WORKER_CANONICAL, sqlite_events
 from portal.core.db import build_engine
 from portal.extensions import db
 
@@ -116,6 +117,10 @@ def test_sqlite_builds_the_same_canonical_bytes_as_python(make_app, sqlite_url):
         built = {seq: canonical for seq, _prev, _hash, canonical in audit._events(db.session, 3)}
         rows = db.session.execute(text(f"SELECT {audit._STORED_COLUMNS_SQL} FROM audit_event"))
         assert {row[0]: audit._canonical_from_row(row) for row in rows} == built
+        # The verification workers' json_object() encoding gives the same bytes.
+        driver = db.session.connection().connection.driver_connection
+        workers = sqlite_events(driver, 3, canonical=WORKER_CANONICAL)
+        assert {seq: canonical for seq, _prev, _hash, canonical in workers} == built
         assert audit.verify_chain(db.session).intact
 
 
@@ -142,6 +147,11 @@ TAMPERING = {
     "edited_values": [
         "UPDATE audit_event SET after_json = replace(after_json, '4,', '40,') WHERE seq = 4"
     ],
+    # The same values, spaced out: SQLite's json() would tidy the spaces away again.
+    "respaced": [
+        "UPDATE audit_event SET after_json = replace(after_json, ',', ', ') WHERE seq = 4"
+    ],
+    "not_json": ["UPDATE audit_event SET before_json = '{n: 3' WHERE seq = 4"],
     "deleted": ["DELETE FROM audit_event WHERE seq = 4"],
     "swapped": [
         # Exchange the contents of events 4 and 5 while keeping their numbers.
