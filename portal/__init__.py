@@ -135,6 +135,9 @@ def _configure_jinja(app: Flask) -> None:
     """Project templates first, then the NHS.UK frontend macros from PyPI."""
     from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
 
+    from portal.core.jinja_environment import PortalEnvironment
+
+    app.jinja_environment = PortalEnvironment  # type: ignore[misc]
     app.jinja_options = {
         **app.jinja_options,
         "undefined": ChainableUndefined,
