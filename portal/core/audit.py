@@ -295,7 +295,7 @@ def _current_request_id() -> str | None:
 _STORED_COLUMNS_SQL = ", ".join(STORED_COLUMNS)
 
 
-def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, bytes]]:
+def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, bytes | None]]:
     """(seq, prev_hash, hash, canonical bytes) for every event in sequence order.
 
     A million events must verify in seconds, so on SQLite the database builds the canonical
@@ -317,8 +317,27 @@ def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, 
         last_seq = batch[-1][0]
 
 
-def _canonical_from_row(row: Sequence[Any]) -> bytes:
+def _canonical_from_row(row: Sequence[Any]) -> bytes | None:
+    """The stored event's canonical bytes, or None when its before or after is not JSON: they
+    are embedded as they are, so without this check text could be moved from one into the
+    other without changing the bytes."""
+    if not (_is_json(row[8]) and _is_json(row[9])):
+        return None
     return _canonical(row[0], _stored_time(row[1]), *row[2:12])
+
+
+def _is_json(value: str | None) -> bool:
+    if value is None:
+        return True
+    try:
+        json.loads(value, parse_constant=_not_json)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _python_hash(session: Session, seq: int) -> str:
@@ -327,7 +346,8 @@ def _python_hash(session: Session, seq: int) -> str:
         text(f"SELECT {_STORED_COLUMNS_SQL} FROM audit_event WHERE seq = :seq"),  # noqa: S608
         {"seq": seq},
     ).one()
-    return hashlib.sha256(_canonical_from_row(row)).hexdigest()
+    canonical = _canonical_from_row(row)
+    return "" if canonical is None else hashlib.sha256(canonical).hexdigest()
 
 
 def _stored_time(value: Any) -> str:

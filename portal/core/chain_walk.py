@@ -35,13 +35,16 @@ class ChainReport:
 
 # The canonical bytes built by SQLite itself, in C: json_quote escapes exactly as Python's
 # json.dumps(ensure_ascii=False) does (tests/core/test_audit.py checks every code point class),
-# and a mismatch is re-checked in Python before anything is called altered.
+# and a mismatch is re-checked in Python before anything is called altered. NULL when before
+# or after is not JSON (see audit._canonical_from_row): no hash matches that.
 SQLITE_CANONICAL = (
-    "CAST(format('" + EVENT_TEMPLATE.replace("%d", "%s") + "', json_quote(action),"
+    "CAST(CASE WHEN (after_json IS NULL OR json_valid(after_json))"
+    " AND (before_json IS NULL OR json_valid(before_json)) THEN"
+    " format('" + EVENT_TEMPLATE.replace("%d", "%s") + "', json_quote(action),"
     " coalesce(actor_id, 'null'), json_quote(actor_role), coalesce(after_json, 'null'),"
     " coalesce(before_json, 'null'), json_quote(object_id), json_quote(object_type),"
     " json_quote(replace(occurred_at, ' ', 'T') || 'Z'), json_quote(prev_hash),"
-    " json_quote(reason), json_quote(request_id), seq) AS BLOB)"
+    " json_quote(reason), json_quote(request_id), seq) END AS BLOB)"
 )
 
 
@@ -49,7 +52,7 @@ SQLITE_CANONICAL = (
 # 40 % less than format() with eight json_quote()s. json_object() needs before/after as json(),
 # which would also accept, and tidy, text that is not byte for byte what was hashed (spaces;
 # JSON5 in newer SQLite). So an event whose before/after is not already exactly in that form
-# gets empty bytes: its hash cannot match, the worker has a doubt, and the full walk settles it
+# gets no bytes: its hash cannot match, the worker has a doubt, and the full walk settles it
 # byte for byte. Text that is not JSON at all makes json() fail: the worker reports that too.
 WORKER_CANONICAL = (
     "CAST(CASE WHEN after_json IS json(after_json) AND before_json IS json(before_json) "
@@ -57,7 +60,7 @@ WORKER_CANONICAL = (
     " 'after', json(after_json), 'before', json(before_json), 'object_id', object_id,"
     " 'object_type', object_type, 'occurred_at', replace(occurred_at, ' ', 'T') || 'Z',"
     " 'prev_hash', prev_hash, 'reason', reason, 'request_id', request_id, 'seq', seq)"
-    " ELSE '' END AS BLOB)"
+    " END AS BLOB)"
 )
 
 
@@ -67,7 +70,7 @@ def sqlite_events(
     first: int | None = None,
     last: int | None = None,
     canonical: str = SQLITE_CANONICAL,
-) -> Iterator[tuple[int, str, str, bytes]]:
+) -> Iterator[tuple[int, str, str, bytes | None]]:
     """The whole table, or the seqs above first - 1 up to last (a worker's share: the caller
     checks that the shares cover every row)."""
     cursor = connection.cursor()
@@ -95,7 +98,7 @@ class Walk:
 
 
 def walk_events(
-    events: Iterator[tuple[int, str, str, bytes]],
+    events: Iterator[tuple[int, str, str, bytes | None]],
     expected_seq: int,
     previous_hash: str | None,
     rehash: Callable[[int], str],
@@ -115,7 +118,10 @@ def walk_events(
         if not (
             seq == expected_seq
             and stored_prev == previous_hash
-            and (sha256(canonical).hexdigest() == stored_hash or rehash(seq) == stored_hash)
+            and (
+                (canonical is not None and sha256(canonical).hexdigest() == stored_hash)
+                or rehash(seq) == stored_hash
+            )
         ):
             walk.problem = problem(
                 seq, expected_seq, stored_prev, previous_hash, hash_before_previous

@@ -234,6 +234,44 @@ def test_an_event_with_an_odd_seq_is_found(make_app, sqlite_url, workers, odd_se
     assert not report.intact
 
 
+def test_text_moved_between_before_and_after_is_found(app):
+    """Before and after are embedded in the hashed bytes as they are, one after the other. Text
+    moved from the end of one to the start of the other leaves the bytes, and so the hash,
+    unchanged; neither is JSON any more, which verification must refuse (on SQLite also when
+    worker processes share the chain)."""
+    append_events(app, 3)
+    with app.app_context():
+        audit.record(
+            db.session,
+            "test.moved",
+            actor=audit.SYSTEM,
+            before={"n": 4},
+            after={"a": 1, "before": 2},  # its bytes contain ,"before":
+        )
+        db.session.commit()
+    append_events(app, 5)
+    drop_append_only_triggers(app)
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE audit_event SET after_json = :after, before_json = :before WHERE seq = 4"),
+            {"after": '{"a":1', "before": '2},"before":{"n":4}'},
+        )
+        db.session.commit()
+        moved = db.session.execute(text(f"SELECT {audit._STORED_COLUMNS_SQL} FROM audit_event"))
+        row = next(row for row in moved if row[0] == 4)
+        # The attack works on the bytes alone: only the JSON check tells them apart.
+        stored_hash = row[12]
+        assert hashlib.sha256(audit._canonical(4, *_stored_fields(row))).hexdigest() == stored_hash
+        sqlite = db.engine.dialect.name == "sqlite"
+        for workers in [1, 2] if sqlite else [1]:
+            report = audit.verify_chain(db.session, batch_size=2, workers=workers)
+            assert (report.intact, report.first_bad_seq) == (False, 4)
+
+
+def _stored_fields(row):
+    return (audit._stored_time(row[1]), *row[2:12])
+
+
 def test_truncating_the_end_of_the_chain_is_detected(app, runner):
     append_events(app, 6)
     drop_append_only_triggers(app)
