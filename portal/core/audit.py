@@ -318,12 +318,26 @@ def _events(session: Session, batch_size: int) -> Iterator[tuple[int, str, str, 
 
 
 def _canonical_from_row(row: Sequence[Any]) -> bytes | None:
-    """The stored event's canonical bytes, or None when its before or after is not JSON: they
-    are embedded as they are, so without this check text could be moved from one into the
-    other without changing the bytes."""
-    if not (_is_json(row[8]) and _is_json(row[9])):
+    """The stored event's canonical bytes, or None when a value is not what the portal writes:
+    before or after not JSON (they are embedded as they are, so text could otherwise be moved
+    from one into the other without changing the bytes), or a value of another type, which
+    SQLite keeps if it is given one (chain_walk.STORED_AS_WRITTEN)."""
+    seq, occurred_at, actor_id = row[0], row[1], row[2]
+    texts = row[3:12]
+    if not (
+        _is_whole_number(seq)
+        and (actor_id is None or _is_whole_number(actor_id))
+        and isinstance(occurred_at, str | dt.datetime)
+        and all(value is None or isinstance(value, str) for value in texts)
+        and _is_json(row[8])
+        and _is_json(row[9])
+    ):
         return None
-    return _canonical(row[0], _stored_time(row[1]), *row[2:12])
+    return _canonical(seq, _stored_time(occurred_at), actor_id, *texts)
+
+
+def _is_whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_json(value: str | None) -> bool:
@@ -331,7 +345,7 @@ def _is_json(value: str | None) -> bool:
         return True
     try:
         json.loads(value, parse_constant=_not_json)
-    except (ValueError, TypeError):
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python reads
         return False
     return True
 

@@ -33,13 +33,42 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
+# Columns whose stored text the canonical bytes quote as JSON strings, and the two embedded as
+# JSON text as they are.
+QUOTED_COLUMNS = (
+    "action",
+    "actor_role",
+    "object_id",
+    "object_type",
+    "occurred_at",
+    "prev_hash",
+    "reason",
+    "request_id",
+)
+EMBEDDED_JSON_COLUMNS = ("after_json", "before_json")
+
+# SQLite keeps a value of any type in any column, and format()'s %s stops at a NUL. So the
+# actor must be an integer or NULL (the text 'null' would print as a NULL actor does), and
+# before/after text with no NUL (text after one would be hashed as if it were not there). A
+# quoted column must not be a BLOB, which json_quote() refuses (and replace() would turn a
+# BLOB time into text); any other type there prints unlike the quoted text that was hashed.
+# Such an event gets no bytes, like one whose before or after is not JSON (see
+# audit._canonical_from_row): no hash matches that.
+STORED_AS_WRITTEN = " AND ".join(
+    [f"typeof({column}) <> 'blob'" for column in QUOTED_COLUMNS]
+    + [
+        f"({column} IS NULL OR (typeof({column}) = 'text'"
+        f" AND instr(CAST({column} AS BLOB), x'00') = 0 AND json_valid({column})))"
+        for column in EMBEDDED_JSON_COLUMNS
+    ]
+    + ["typeof(actor_id) IN ('integer', 'null')"]
+)
+
 # The canonical bytes built by SQLite itself, in C: json_quote escapes exactly as Python's
 # json.dumps(ensure_ascii=False) does (tests/core/test_audit.py checks every code point class),
-# and a mismatch is re-checked in Python before anything is called altered. NULL when before
-# or after is not JSON (see audit._canonical_from_row): no hash matches that.
+# and a mismatch is re-checked in Python before anything is called altered.
 SQLITE_CANONICAL = (
-    "CAST(CASE WHEN (after_json IS NULL OR json_valid(after_json))"
-    " AND (before_json IS NULL OR json_valid(before_json)) THEN"
+    f"CAST(CASE WHEN {STORED_AS_WRITTEN} THEN"
     " format('" + EVENT_TEMPLATE.replace("%d", "%s") + "', json_quote(action),"
     " coalesce(actor_id, 'null'), json_quote(actor_role), coalesce(after_json, 'null'),"
     " coalesce(before_json, 'null'), json_quote(object_id), json_quote(object_type),"
@@ -49,11 +78,13 @@ SQLITE_CANONICAL = (
 
 
 # The workers' encoding: the same bytes from one json_object() call, which costs SQLite about
-# 40 % less than format() with eight json_quote()s. json_object() needs before/after as json(),
+# 35 % less than format() with eight json_quote()s. json_object() needs before/after as json(),
 # which would also accept, and tidy, text that is not byte for byte what was hashed (spaces;
-# JSON5 in newer SQLite). So an event whose before/after is not already exactly in that form
+# JSON5 from SQLite 3.42). So an event whose before/after is not already exactly in that form
 # gets no bytes: its hash cannot match, the worker has a doubt, and the full walk settles it
-# byte for byte. Text that is not JSON at all makes json() fail: the worker reports that too.
+# byte for byte. json_object() quotes every other value by its type, NULs included, so odd
+# types and bytes cannot match either; a BLOB, or text that json() cannot parse at all (an
+# error before SQLite 3.45), stops the worker with an error, which is a doubt too.
 WORKER_CANONICAL = (
     "CAST(CASE WHEN after_json IS json(after_json) AND before_json IS json(before_json) "
     "THEN json_object('action', action, 'actor_id', actor_id, 'actor_role', actor_role,"

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from portal.core import audit
+from portal.core import audit, chain_walk
 from portal.core.chain_walk import WORKER_CANONICAL, sqlite_events
 from portal.core.db import build_engine
 from portal.extensions import db
@@ -232,6 +232,51 @@ def test_an_event_with_an_odd_seq_is_found(make_app, sqlite_url, workers, odd_se
     with app.app_context():
         report = audit.verify_chain(db.session, batch_size=2, workers=workers)
     assert not report.intact
+
+
+# SQLite keeps whatever it is given, whatever the column's type. The text functions that
+# build the canonical bytes stop at a NUL, so text after one would be hashed as if absent; a
+# value of another type can print as the original did (the text 'null' for a NULL actor).
+SQLITE_TYPE_TAMPERING = {
+    "nul_in_after": "UPDATE audit_event SET after_json = after_json || char(0) || 'junk'",
+    "nul_in_before": "UPDATE audit_event SET before_json = before_json || char(0) || ' '",
+    "nul_in_actor": "UPDATE audit_event SET actor_id = 'null' || char(0) || ' forged'",
+    "text_actor": "UPDATE audit_event SET actor_id = 'null'",
+    "nul_in_reason": "UPDATE audit_event SET reason = reason || char(0) || 'more'",
+    "blob_reason": "UPDATE audit_event SET reason = CAST(reason AS BLOB)",
+    "blob_after": "UPDATE audit_event SET after_json = CAST(after_json AS BLOB)",
+    "number_time": "UPDATE audit_event SET occurred_at = 20261127",
+}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("kind", sorted(SQLITE_TYPE_TAMPERING))
+def test_odd_bytes_and_types_in_a_sqlite_event_are_found(make_app, sqlite_url, workers, kind):
+    """Each is reported as an altered event, never passed as intact and never a crash."""
+    app = make_app(sqlite_url)
+    append_events(app, 9)
+    drop_append_only_triggers(app)
+    run_sql(app, SQLITE_TYPE_TAMPERING[kind] + " WHERE seq = 6")
+    with app.app_context():
+        head = db.session.get(audit.AuditChainHead, 1)
+        assert not audit._parallel_walks_intact(db.session, head, 2, workers=2)
+        report = audit.verify_chain(db.session, batch_size=2, workers=workers)
+    assert (report.intact, report.first_bad_seq) == (False, 6)
+    assert report.problem == "event 6 was altered (its hash does not match)"
+
+
+def test_a_worker_doubts_before_or_after_not_exactly_as_json_would_write_it(make_app, sqlite_url):
+    """json() in the workers' encoding would tidy respaced JSON back into the hashed bytes; the
+    worker must not confirm such an event on its own, whatever the full walk then finds."""
+    app = make_app(sqlite_url)
+    append_events(app, 9)
+    drop_append_only_triggers(app)
+    with app.app_context():
+        database = db.engine.url.database
+    assert chain_walk.walk_range(database, 5, 9, 2).problem is None
+    run_sql(app, "UPDATE audit_event SET after_json = replace(after_json, ',', ', ') WHERE seq = 6")
+    doubt = chain_walk.walk_range(database, 5, 9, 2).problem
+    assert doubt is not None and doubt.first_bad_seq == 6
 
 
 def test_text_moved_between_before_and_after_is_found(app):
