@@ -16,6 +16,8 @@ def _environment() -> PortalEnvironment:
             "macros.html": "{% macro greet() %}{{ greeting }}, {{ name }}{% endmacro %}",
             "page.html": '{% from "macros.html" import greet with context %}{{ greet() }}',
             "plain.html": '{% from "macros.html" import greet %}{{ greet() }}',
+            "farewell.html": "{% macro bye() %}{{ farewell }}{% endmacro %}",
+            "leaving.html": '{% from "farewell.html" import bye %}{{ bye() }}',
         }
     )
     return environment
@@ -36,6 +38,18 @@ def test_an_import_sees_globals_added_after_the_template_was_loaded():
     environment.globals["greeting"] = "Shwmae"  # a later change reaches cached templates
     assert page.render(name="Gwen") == "Shwmae, Gwen"
     assert plain.render(name="Gwen") == "Shwmae, "
+
+
+def test_an_import_sees_the_global_names_as_they_are_now_not_as_first_imported():
+    """Jinja reuses an imported template's module only when the importer has no global names
+    the imported template lacks, a check made with keys() on every import; keys remembered
+    from the first import would reuse it after a name left the environment's globals."""
+    environment = _environment()
+    environment.globals["farewell"] = "Hwyl"
+    assert environment.get_template("leaving.html").render() == "Hwyl"
+    del environment.globals["farewell"]
+    page = environment.get_template("leaving.html", globals={"farewell": "Da bo"})
+    assert page.render() == "Da bo"
 
 
 def test_globals_passed_to_one_template_reach_what_it_imports():
