@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -333,7 +334,10 @@ def _canonical_from_row(row: Sequence[Any]) -> bytes | None:
         and _is_json(row[9])
     ):
         return None
-    return _canonical(seq, _stored_time(occurred_at), actor_id, *texts)
+    try:
+        return _canonical(seq, _stored_time(occurred_at), actor_id, *texts)
+    except UnicodeEncodeError:  # text that was not UTF-8 (_undecodable_text_read_as_is)
+        return None
 
 
 def _is_whole_number(value: Any) -> bool:
@@ -364,6 +368,28 @@ def _python_hash(session: Session, seq: int) -> str:
     return "" if canonical is None else hashlib.sha256(canonical).hexdigest()
 
 
+@contextmanager
+def _undecodable_text_read_as_is(session: Session) -> Iterator[None]:
+    """SQLite keeps text that is not UTF-8 if it is given some, and the driver raises on reading
+    it. While verifying, such text is read with its odd bytes as lone surrogates instead, which
+    no stored hash equals and no canonical bytes can encode: the event is reported as altered."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    previous = driver.text_factory
+    driver.text_factory = _text_as_is
+    try:
+        yield
+    finally:
+        driver.text_factory = previous
+
+
+def _text_as_is(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _stored_time(value: Any) -> str:
     """The stored time as canonical text: SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)."""
     if isinstance(value, str):
@@ -391,7 +417,8 @@ def verify_chain(
     if _parallel_walks_intact(session, head, batch_size, workers):
         return ChainReport(head.last_seq)
     rehash = partial(_python_hash, session)
-    walk = walk_events(_events(session, batch_size), 1, GENESIS_HASH, rehash)
+    with _undecodable_text_read_as_is(session):
+        walk = walk_events(_events(session, batch_size), 1, GENESIS_HASH, rehash)
     if walk.problem:
         return walk.problem
     verified = walk.next_seq - 1

@@ -82,12 +82,15 @@ SQLITE_CANONICAL = (
 # which would also accept, and tidy, text that is not byte for byte what was hashed (spaces;
 # JSON5 from SQLite 3.42). So an event whose before/after is not already exactly in that form
 # gets no bytes: its hash cannot match, the worker has a doubt, and the full walk settles it
-# byte for byte. json_object() quotes every other value by its type, NULs included, so odd
-# types and bytes cannot match either; a BLOB, or text that json() cannot parse at all (an
-# error before SQLite 3.45), stops the worker with an error, which is a doubt too.
+# byte for byte. json_object() quotes every other value by its type, NULs included, so other
+# types and bytes cannot match either, except a BLOB: from SQLite 3.45 one holding JSONB
+# is read as the JSON it encodes, so a forged JSONB value would print as the text it replaced
+# (and then escape every query that filters on it). BLOBs get no bytes here either. Text that
+# is not JSON at all, or not UTF-8, stops the worker with an error, which is a doubt too.
 WORKER_CANONICAL = (
-    "CAST(CASE WHEN after_json IS json(after_json) AND before_json IS json(before_json) "
-    "THEN json_object('action', action, 'actor_id', actor_id, 'actor_role', actor_role,"
+    "CAST(CASE WHEN after_json IS json(after_json) AND before_json IS json(before_json) AND "
+    + " AND ".join(f"typeof({column}) <> 'blob'" for column in (*QUOTED_COLUMNS, "actor_id"))
+    + " THEN json_object('action', action, 'actor_id', actor_id, 'actor_role', actor_role,"
     " 'after', json(after_json), 'before', json(before_json), 'object_id', object_id,"
     " 'object_type', object_type, 'occurred_at', replace(occurred_at, ' ', 'T') || 'Z',"
     " 'prev_hash', prev_hash, 'reason', reason, 'request_id', request_id, 'seq', seq)"

@@ -246,6 +246,10 @@ SQLITE_TYPE_TAMPERING = {
     "blob_reason": "UPDATE audit_event SET reason = CAST(reason AS BLOB)",
     "blob_after": "UPDATE audit_event SET after_json = CAST(after_json AS BLOB)",
     "number_time": "UPDATE audit_event SET occurred_at = 20261127",
+    # Text that is not UTF-8, which the driver refuses to read as text.
+    "not_utf8_reason": "UPDATE audit_event SET reason = CAST(x'74657374696e67ff' AS TEXT)",
+    "not_utf8_after": "UPDATE audit_event SET after_json = CAST(x'7b226e223a22ff227d' AS TEXT)",
+    "not_utf8_hash": "UPDATE audit_event SET hash = CAST(CAST(hash AS BLOB) || x'ff' AS TEXT)",
 }
 
 
@@ -263,6 +267,21 @@ def test_odd_bytes_and_types_in_a_sqlite_event_are_found(make_app, sqlite_url, w
         report = audit.verify_chain(db.session, batch_size=2, workers=workers)
     assert (report.intact, report.first_bad_seq) == (False, 6)
     assert report.problem == "event 6 was altered (its hash does not match)"
+
+
+@pytest.mark.parametrize("column", [*chain_walk.QUOTED_COLUMNS, "actor_id"])
+def test_the_workers_encoding_gives_a_blob_no_bytes(make_app, sqlite_url, column):
+    """From SQLite 3.45 json_object() reads a BLOB holding JSONB as the JSON it encodes, so a
+    forged one could print as the text it replaced; these machines' SQLite refuses every BLOB
+    with an error instead. Either way the workers must not build bytes from one."""
+    app = make_app(sqlite_url)
+    append_events(app, 3)
+    drop_append_only_triggers(app)
+    run_sql(app, f"UPDATE audit_event SET {column} = CAST('7' AS BLOB) WHERE seq = 2")
+    with app.app_context():
+        connection = db.session.connection().connection.driver_connection
+        events = list(sqlite_events(connection, 10, 1, 3, WORKER_CANONICAL))
+    assert [canonical is None for *_, canonical in events] == [False, True, False]
 
 
 def test_a_worker_doubts_before_or_after_not_exactly_as_json_would_write_it(make_app, sqlite_url):
