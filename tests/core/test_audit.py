@@ -270,18 +270,22 @@ def test_odd_bytes_and_types_in_a_sqlite_event_are_found(make_app, sqlite_url, w
 
 
 @pytest.mark.parametrize("column", [*chain_walk.QUOTED_COLUMNS, "actor_id"])
-def test_the_workers_encoding_gives_a_blob_no_bytes(make_app, sqlite_url, column):
+def test_the_workers_never_confirm_a_blob(make_app, sqlite_url, column):
     """From SQLite 3.45 json_object() reads a BLOB holding JSONB as the JSON it encodes, so a
-    forged one could print as the text it replaced; these machines' SQLite refuses every BLOB
-    with an error instead. Either way the workers must not build bytes from one."""
+    forged one could print as the text it replaced; older SQLite refuses every BLOB with an
+    error. A worker must doubt such an event on this machine's SQLite, and the encoding used
+    from 3.45 must give it no bytes."""
     app = make_app(sqlite_url)
     append_events(app, 3)
     drop_append_only_triggers(app)
     run_sql(app, f"UPDATE audit_event SET {column} = CAST('7' AS BLOB) WHERE seq = 2")
     with app.app_context():
+        database = db.engine.url.database
         connection = db.session.connection().connection.driver_connection
-        events = list(sqlite_events(connection, 10, 1, 3, WORKER_CANONICAL))
+        refusing = chain_walk.worker_canonical(refuse_blobs=True)
+        events = list(sqlite_events(connection, 10, 1, 3, refusing))
     assert [canonical is None for *_, canonical in events] == [False, True, False]
+    assert chain_walk.walk_range(database, 1, 3, 10).problem is not None  # a doubt
 
 
 def test_a_worker_doubts_before_or_after_not_exactly_as_json_would_write_it(make_app, sqlite_url):
