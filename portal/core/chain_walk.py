@@ -89,13 +89,17 @@ SQLITE_CANONICAL = (
 # BLOBs: before SQLite 3.45 json_object() refuses every BLOB with an error (a doubt). From 3.45
 # it reads one holding JSONB as the JSON it encodes, so a forged JSONB value would print as the
 # text it replaced (and escape every query that filters on it): there, BLOBs get no bytes. The
-# check costs the workers about a quarter more SQLite time, so older SQLite goes without it.
+# check costs the workers about a quarter more SQLite time, so older SQLite goes without it,
+# except for the time, which replace() would turn from a BLOB into the text it replaced.
 def worker_canonical(refuse_blobs: bool) -> str:
     blob_checks = "".join(
-        f" AND typeof({column}) <> 'blob'" for column in (*QUOTED_COLUMNS, "actor_id")
+        f" AND typeof({column}) <> 'blob'"
+        for column in (*QUOTED_COLUMNS, "actor_id")
+        if column != "occurred_at"
     )
     return (
         "CAST(CASE WHEN after_json IS json(after_json) AND before_json IS json(before_json)"
+        " AND typeof(occurred_at) = 'text'"
         + (blob_checks if refuse_blobs else "")
         + " THEN json_object('action', action, 'actor_id', actor_id, 'actor_role', actor_role,"
         " 'after', json(after_json), 'before', json(before_json), 'object_id', object_id,"

@@ -246,6 +246,7 @@ SQLITE_TYPE_TAMPERING = {
     "blob_reason": "UPDATE audit_event SET reason = CAST(reason AS BLOB)",
     "blob_after": "UPDATE audit_event SET after_json = CAST(after_json AS BLOB)",
     "number_time": "UPDATE audit_event SET occurred_at = 20261127",
+    "blob_time": "UPDATE audit_event SET occurred_at = CAST(occurred_at AS BLOB)",
     # Text that is not UTF-8, which the driver refuses to read as text.
     "not_utf8_reason": "UPDATE audit_event SET reason = CAST(x'74657374696e67ff' AS TEXT)",
     "not_utf8_after": "UPDATE audit_event SET after_json = CAST(x'7b226e223a22ff227d' AS TEXT)",
