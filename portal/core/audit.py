@@ -29,6 +29,7 @@ from portal.core import audit_links
 from portal.core.chain_walk import (
     EVENT_TEMPLATE,
     ChainReport,
+    Walk,
     sqlite_events,
     walk_events,
     walk_range,
@@ -411,26 +412,45 @@ def verify_chain(
     two, from PARALLEL_FROM events). Any doubt from them is settled by walking the whole chain
     in this process, so problems are always reported exactly as a single walk reports them.
     """
-    head = session.get(AuditChainHead, 1)
-    if head is None:
-        return ChainReport(0, 1, "the chain head record is missing")
-    if _parallel_walks_intact(session, head, batch_size, workers):
-        return ChainReport(head.last_seq)
-    rehash = partial(_python_hash, session)
     with _undecodable_text_read_as_is(session):
+        head = session.get(AuditChainHead, 1)
+        if head is None:
+            return ChainReport(0, 1, "the chain head record is missing")
+        head_as_written = _is_whole_number(head.last_seq) and isinstance(head.last_hash, str)
+        if head_as_written and _parallel_walks_intact(session, head, batch_size, workers):
+            return ChainReport(head.last_seq)
+        rehash = partial(_python_hash, session)
         walk = walk_events(_events(session, batch_size), 1, GENESIS_HASH, rehash)
     if walk.problem:
         return walk.problem
+    return _head_problem(head, head_as_written, walk) or ChainReport(walk.next_seq - 1)
+
+
+def _head_problem(head: AuditChainHead, as_written: bool, walk: Walk) -> ChainReport | None:
+    """Whether the head records the event the walk ended at: the only check on the last event
+    when its content and hash were both rewritten, and on events removed from the end."""
     verified = walk.next_seq - 1
-    if head.last_seq != verified or head.last_hash != walk.last_hash:
-        first_bad = min(head.last_seq, verified) + 1
+    if not as_written:
         return ChainReport(
             verified,
-            first_bad,
+            verified + 1,
+            "the chain head record was altered (it holds a value of a type never written)",
+        )
+    if head.last_seq == verified and head.last_hash != walk.last_hash:
+        return ChainReport(
+            verified - 1,
+            verified,
+            f"the chain head records another hash for event {verified} "
+            "(the event was rewritten, or the head altered)",
+        )
+    if head.last_seq != verified:
+        return ChainReport(
+            verified,
+            min(head.last_seq, verified) + 1,
             f"the chain ends at event {verified} but its head records event {head.last_seq} "
             "(events were removed from or added to the end)",
         )
-    return ChainReport(verified)
+    return None
 
 
 def _parallel_walks_intact(

@@ -50,8 +50,9 @@ EMBEDDED_JSON_COLUMNS = ("after_json", "before_json")
 # SQLite keeps a value of any type in any column, and format()'s %s stops at a NUL. So the
 # actor must be an integer or NULL (the text 'null' would print as a NULL actor does), and
 # before/after text with no NUL (text after one would be hashed as if it were not there). A
-# quoted column must not be a BLOB, which json_quote() refuses (and replace() would turn a
-# BLOB time into text); any other type there prints unlike the quoted text that was hashed.
+# quoted column must not be a BLOB: json_quote() refuses one before SQLite 3.45 and from 3.45
+# reads JSONB as JSON, and replace() would turn a BLOB time into text; any other type there
+# prints unlike the quoted text that was hashed. (A BLOB seq or hash fails the walk's checks.)
 # Such an event gets no bytes, like one whose before or after is not JSON (see
 # audit._canonical_from_row): no hash matches that.
 STORED_AS_WRITTEN = " AND ".join(
@@ -83,8 +84,9 @@ SQLITE_CANONICAL = (
 # JSON5 from SQLite 3.42). So an event whose before/after is not already exactly in that form
 # gets no bytes: its hash cannot match, the worker has a doubt, and the full walk settles it
 # byte for byte. json_object() quotes every other value by its type, NULs included, so other
-# types and bytes cannot match either. Text that is not JSON at all, or not UTF-8, stops the
-# worker with an error, which is a doubt too.
+# types and bytes cannot match either. Text that is not JSON at all stops the worker with an
+# error, as does text that is not UTF-8 in a column read as text (the hashes); elsewhere such
+# text gives bytes that do not match. Either way, a doubt.
 #
 # BLOBs: before SQLite 3.45 json_object() refuses every BLOB with an error (a doubt). From 3.45
 # it reads one holding JSONB as the JSON it encodes, so a forged JSONB value would print as the

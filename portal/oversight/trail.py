@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlalchemy import Select, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
 from portal.core import audit, checkpoints
@@ -316,7 +316,9 @@ def verify_now(session: Session, actor: audit.Actor, witness=None) -> ChainVerif
                     "problem": run.problem,
                 },
             )
-    except IntegrityError:
+    except (IntegrityError, OperationalError, TypeError, ValueError):
+        # A taken seq, or a head whose values are not what the portal writes (not UTF-8, the
+        # wrong type): the verification is kept even though its event cannot be chained.
         if run.intact:
             raise
         log.warning("the broken audit chain refused the verification's own event: %s", problem)

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -270,23 +271,105 @@ def test_odd_bytes_and_types_in_a_sqlite_event_are_found(make_app, sqlite_url, w
     assert report.problem == "event 6 was altered (its hash does not match)"
 
 
+def _jsonb(value: str | int | None) -> bytes:
+    """SQLite's JSONB for a scalar (sqlite.org/jsonb.html): a header byte with the payload's
+    size and type (0 null, 3 integer, 7 text needing no escapes), then the payload."""
+    if value is None:
+        return b"\x00"
+    kind, payload = (3, str(value).encode()) if isinstance(value, int) else (7, value.encode())
+    size = len(payload)
+    return bytes([size << 4 | kind] if size < 12 else [0xC0 | kind, size]) + payload
+
+
 @pytest.mark.parametrize("column", [*chain_walk.QUOTED_COLUMNS, "actor_id"])
 def test_the_workers_never_confirm_a_blob(make_app, sqlite_url, column):
     """From SQLite 3.45 json_object() reads a BLOB holding JSONB as the JSON it encodes, so a
-    forged one could print as the text it replaced; older SQLite refuses every BLOB with an
-    error. A worker must doubt such an event on this machine's SQLite, and the encoding used
-    from 3.45 must give it no bytes."""
+    value replaced by its own JSONB prints as it did (shown with SQLite 3.54 in review); older
+    SQLite refuses every BLOB with an error. A worker must doubt such an event on this
+    machine's SQLite, and the encoding used from 3.45 must give it no bytes."""
     app = make_app(sqlite_url)
     append_events(app, 3)
     drop_append_only_triggers(app)
-    run_sql(app, f"UPDATE audit_event SET {column} = CAST('7' AS BLOB) WHERE seq = 2")
     with app.app_context():
+        original = db.session.execute(
+            text(f"SELECT {column} FROM audit_event WHERE seq = 2")
+        ).scalar_one()
+        db.session.execute(
+            text(f"UPDATE audit_event SET {column} = :forged WHERE seq = 2"),
+            {"forged": _jsonb(original)},
+        )
+        db.session.commit()
         database = db.engine.url.database
         connection = db.session.connection().connection.driver_connection
         refusing = chain_walk.worker_canonical(refuse_blobs=True)
         events = list(sqlite_events(connection, 10, 1, 3, refusing))
     assert [canonical is None for *_, canonical in events] == [False, True, False]
     assert chain_walk.walk_range(database, 1, 3, 10).problem is not None  # a doubt
+
+
+def test_jsonb_encoding_matches_sqlites(make_app, sqlite_url):
+    """The forgeries above are SQLite's own JSONB where this SQLite has jsonb()."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        made = connection.execute("SELECT jsonb('7'), jsonb('\"test.event\"')").fetchone()
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no jsonb() (before 3.45)")
+    finally:
+        connection.close()
+    assert made == (_jsonb(7), _jsonb("test.event"))
+
+
+ODD_SEQ_AND_HEAD = {
+    "not_utf8_seq": (
+        "UPDATE audit_event SET seq = CAST(x'36ff' AS TEXT) WHERE seq = 6",
+        6,
+        "event 6 expected but event 7 found",
+    ),
+    "not_utf8_head_hash": (
+        "UPDATE audit_chain_head SET last_hash = CAST(CAST(last_hash AS BLOB) || x'ff' AS TEXT)",
+        9,
+        "the chain head records another hash for event 9",
+    ),
+    "other_head_hash": (
+        "UPDATE audit_chain_head SET last_hash = (SELECT hash FROM audit_event WHERE seq = 8)",
+        9,
+        "the chain head records another hash for event 9",
+    ),
+    "text_head_seq": (
+        "UPDATE audit_chain_head SET last_seq = 'nine'",
+        10,
+        "the chain head record was altered",
+    ),
+    "blob_head_seq": (
+        "UPDATE audit_chain_head SET last_seq = CAST('9' AS BLOB)",
+        10,
+        "the chain head record was altered",
+    ),
+    "blob_head_hash": (
+        "UPDATE audit_chain_head SET last_hash = CAST(last_hash AS BLOB)",
+        10,
+        "the chain head record was altered",
+    ),
+}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("kind", sorted(ODD_SEQ_AND_HEAD))
+def test_odd_values_in_a_sqlite_seq_or_head_are_reported(make_app, sqlite_url, workers, kind):
+    """Reported, never a crash; and the verification run is still kept and shown even though
+    its own audit event cannot be chained to such a head."""
+    app = make_app(sqlite_url)
+    append_events(app, 9)
+    drop_append_only_triggers(app)
+    statement, first_bad_seq, problem = ODD_SEQ_AND_HEAD[kind]
+    _run_with_relaxed_checks(app, [statement])
+    with app.app_context():
+        report = audit.verify_chain(db.session, batch_size=2, workers=workers)
+    assert (report.intact, report.first_bad_seq) == (False, first_bad_seq)
+    assert report.problem.startswith(problem)
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and not isinstance(result.exception, Exception)
+    assert problem in result.output
 
 
 def test_a_worker_doubts_before_or_after_not_exactly_as_json_would_write_it(make_app, sqlite_url):
