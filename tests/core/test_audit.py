@@ -307,7 +307,7 @@ def test_the_workers_never_confirm_a_blob(make_app, sqlite_url, column):
     assert chain_walk.walk_range(database, 1, 3, 10).problem is not None  # a doubt
 
 
-def test_jsonb_encoding_matches_sqlites(make_app, sqlite_url):
+def test_jsonb_encoding_matches_sqlites():
     """The forgeries above are SQLite's own JSONB where this SQLite has jsonb()."""
     connection = sqlite3.connect(":memory:")
     try:
