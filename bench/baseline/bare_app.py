@@ -1,19 +1,16 @@
 """The pages benchmark's baseline: a bare Flask + Jinja + SQLite page, served the same way as
-the portal (gunicorn, 2 sync workers). It reads a few rows and renders them in a template."""
+the portal (gunicorn, 2 sync workers). It reads a few rows and renders them in a template file,
+loaded and compiled once as Flask does for any app's templates. (It used to compile a template
+string on every request, which was three quarters of its time and flattered every ratio.)"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 
-from flask import Flask, g, render_template_string
+from flask import Flask, g, render_template
 
 DATABASE = os.environ.get("BASELINE_DATABASE", "")  # set for the server; not when imported
-PAGE = """<!DOCTYPE html>
-<html lang="en-GB"><head><meta charset="utf-8"><title>{{ title }}</title></head>
-<body><main><h1>{{ title }}</h1>
-<ol>{% for row in rows %}<li><h2>{{ row[1] }}</h2><p>{{ row[2] }}</p></li>{% endfor %}</ol>
-</main></body></html>"""
 
 app = Flask(__name__)
 
@@ -36,7 +33,7 @@ def page():
     rows = (
         _connection().execute("SELECT id, title, body FROM section ORDER BY id LIMIT 10").fetchall()
     )
-    return render_template_string(PAGE, title="A section", rows=rows)
+    return render_template("page.html", title="A section", rows=rows)
 
 
 def create_database(path: str) -> None:
