@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -174,13 +175,7 @@ def load_session(session: Session, token: str) -> UserSession | None:
 
 def find_session(session: Session, token: str) -> UserSession | None:
     """The open session for a cookie token, whatever its time limits say (reads only)."""
-    # Asked on every request: one query for both rows. Selecting the two entities costs the ORM
-    # less than joinedload.
-    found = session.execute(
-        select(UserSession, User)
-        .join(UserSession.user)
-        .where(UserSession.token_hash == token_digest(token))
-    ).first()
+    found = session.execute(_session_and_user_query(), {"digest": token_digest(token)}).first()
     if found is None:
         return None
     row, user = found
@@ -188,6 +183,18 @@ def find_session(session: Session, token: str) -> UserSession | None:
     if not row.is_open or not user.active:
         return None
     return row
+
+
+@functools.cache
+def _session_and_user_query() -> Select:
+    """Asked on every request, so built once: one query for both rows (two entities cost the ORM
+    less than joinedload), and a statement kept between requests also keeps its cache key, which
+    SQLAlchemy otherwise works out afresh for every new statement object."""
+    return (
+        select(UserSession, User)
+        .join(UserSession.user)
+        .where(UserSession.token_hash == bindparam("digest"))
+    )
 
 
 def session_change(row: UserSession) -> str | None:

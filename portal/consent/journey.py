@@ -8,13 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,10 +131,14 @@ def reading_plan(session: Session, consent: Consent) -> list[str]:
 
 
 def section_to_read(session: Session, consent: Consent, key: str) -> DocumentSection:
-    return session.scalar(
-        select(DocumentSection).where(
-            DocumentSection.text_id == consent.text_id, DocumentSection.key == key
-        )
+    return session.scalar(_section_query(), {"text_id": consent.text_id, "key": key})
+
+
+@functools.cache
+def _section_query() -> Select:
+    """Built once, as every section page asks it (see portal.consent.team_overview on why)."""
+    return select(DocumentSection).where(
+        DocumentSection.text_id == bindparam("text_id"), DocumentSection.key == bindparam("key")
     )
 
 

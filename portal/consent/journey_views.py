@@ -6,11 +6,8 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
 
-from portal.accounts.models import PURPOSE_NEW_ACCOUNT, Invitation, User
-from portal.comprehension.models import TeachBack
+from portal.accounts.models import User
 from portal.comprehension.services import question_states
 from portal.consent import journey
 from portal.consent.access import audit_consent_read, own_consent_or_404
@@ -22,8 +19,9 @@ from portal.consent.forms import (
     SignForm,
     choices_form,
 )
-from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod, Withdrawal
-from portal.consent.models import ConsentDocument, DocumentText, DocumentVersion
+from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod
+from portal.consent.models import ConsentDocument
+from portal.consent.team_overview import team_overview
 from portal.consent.views import bp
 from portal.core.db import begin_reading, reads_only
 from portal.core.faults import fault_point
@@ -261,72 +259,12 @@ def _their_consent(consent_id: int) -> Consent:
 @bp.route("/team")
 @roles_required(Role.THERAPIST)
 def team():
-    from portal.records.services import records_by_consent
-
     begin_reading(db.session)  # a page many therapists keep open: it never waits for writers
-    patients = db.session.scalars(
-        select(User)
-        .where(User.invited_by_id == current_user.id, User.role == Role.PATIENT)
-        .order_by(User.full_name)
-    ).all()
-    consents = db.session.scalars(
-        select(Consent)
-        .where(Consent.therapist_id == current_user.id)
-        .order_by(Consent.id)
-        .options(
-            joinedload(Consent.patient),
-            joinedload(Consent.version).joinedload(DocumentVersion.document),
-            joinedload(Consent.text).load_only(DocumentText.language),  # not the whole text
-            selectinload(Consent.withdrawals),
-            selectinload(Consent.questions_asked),
-        )
-    ).all()
-    documents = [
-        document
-        for document in db.session.scalars(
-            select(ConsentDocument).options(selectinload(ConsentDocument.versions))
-        )
-        if document.active_version
-    ]
-    flags = db.session.scalars(
-        select(TeachBack)
-        .join(Consent, TeachBack.consent_id == Consent.id)
-        .where(
-            Consent.therapist_id == current_user.id,
-            Consent.status != ConsentStatus.WITHDRAWN,
-            TeachBack.resolved_at.is_(None),
-        )
-    ).all()
-    to_act_on = db.session.scalars(
-        select(Withdrawal)
-        .join(Consent, Withdrawal.consent_id == Consent.id)
-        .where(Consent.therapist_id == current_user.id, Withdrawal.acknowledged_at.is_(None))
-        .order_by(Withdrawal.id)
-    ).all()
     return render_template(
         "consent/team.html",
-        patients=patients,
-        consents=consents,
-        documents=documents,
-        flags=flags,
-        withdrawals=to_act_on,
+        overview=team_overview(db.session, current_user.id),
         offer_form=OfferForm(),
-        invited=_pending_patient_invitations(),
-        records=records_by_consent(db.session, [consent.id for consent in consents]),
     )
-
-
-def _pending_patient_invitations() -> list[Invitation]:
-    invitations = db.session.scalars(
-        select(Invitation).where(
-            Invitation.invited_by_id == current_user.id,
-            Invitation.role == Role.PATIENT,
-            Invitation.purpose == PURPOSE_NEW_ACCOUNT,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-    ).all()
-    return [invitation for invitation in invitations if invitation.status == "pending"]
 
 
 @bp.route("/team/offer/<int:patient_id>", methods=["POST"])

@@ -159,7 +159,9 @@ class DocumentText(Base):
     language: Mapped[str] = mapped_column(String(10))
     title: Mapped[str] = mapped_column(String(300))
     introduction: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text)
+    # The imported file as it was, 50 KB or so: kept for the record, never shown, so not loaded
+    # with the text (every section page loads its text).
+    source: Mapped[str] = mapped_column(Text, deferred=True)
     source_path: Mapped[str] = mapped_column(String(300))
     content_hash: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

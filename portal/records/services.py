@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, defer
 
 from portal.accounts.models import User
@@ -180,11 +181,17 @@ def records_by_consent(session: Session, consent_ids: list[int]) -> dict[int, li
     """Many consents' records at once, for listing them (the PDFs stay in the database until
     one is downloaded)."""
     found: dict[int, list[Record]] = {}
-    for record in session.scalars(
-        select(Record)
-        .where(Record.consent_id.in_(consent_ids))
-        .order_by(Record.id)
-        .options(defer(Record.pdf))
-    ):
+    for record in session.scalars(_records_of_consents_query(), {"consent_ids": consent_ids}):
         found.setdefault(record.consent_id, []).append(record)
     return found
+
+
+@functools.cache
+def _records_of_consents_query() -> Select:
+    """Built once: dashboards ask it on every load (see portal.consent.team_overview)."""
+    return (
+        select(Record)
+        .where(Record.consent_id.in_(bindparam("consent_ids", expanding=True)))
+        .order_by(Record.id)
+        .options(defer(Record.pdf))
+    )

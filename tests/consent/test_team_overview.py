@@ -1,0 +1,111 @@
+"""The therapist's consent dashboard: whose consents it shows, what can still be offered, the
+invitations waiting, and a number of queries that does not grow with the number of patients."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import event, select
+
+from portal.accounts.models import Invitation, User
+from portal.consent.models import ConsentDocument
+from portal.consent.team_overview import team_overview
+from portal.core.permissions import Role
+from portal.extensions import db
+from tests.consent.journey_helpers import set_up_journey
+from tests.factories import create_account
+
+
+@pytest.fixture
+def journey(make_app, database_url, tmp_path):
+    return set_up_journey(make_app, database_url, tmp_path)
+
+
+def add_patient(journey, email: str, full_name: str, therapist_id: int) -> int:
+    patient = create_account(journey.app, Role.PATIENT, email=email, full_name=full_name)
+    with journey.app.app_context():
+        db.session.get(User, patient.id).invited_by_id = therapist_id
+        db.session.commit()
+    return patient.id
+
+
+def test_the_dashboard_shows_only_this_therapists_patients_and_what_each_can_be_offered(
+    journey,
+):
+    newcomer = add_patient(journey, "aled@example.org", "Aled Evans", journey.therapist.id)
+    other_therapist = create_account(journey.app, Role.THERAPIST, email="other.t@example.org")
+    add_patient(journey, "stranger@example.org", "Someone Else", other_therapist.id)
+    with journey.app.app_context():
+        overview = team_overview(db.session, journey.therapist.id)
+        assert [patient.full_name for patient in overview.patients] == [
+            "Aled Evans",
+            "Sam Taylor",
+        ]
+        assert [consent.id for consent in overview.consents] == [journey.consent_id]
+        # Sam has been offered the version in use; only the newcomer can be offered it.
+        assert [(patient.id, version.label) for patient, version in overview.offers] == [
+            (newcomer, "diary-study v1.0")
+        ]
+        assert overview.withdrawals == [] and overview.flags == [] and overview.questions == []
+    page = journey.therapist_client().get("/consent/team").text
+    assert 'Offer diary-study v1.0<span class="nhsuk-u-visually-hidden"> to Aled Evans' in page
+    assert "to Sam Taylor" not in page
+    assert "Someone Else" not in page
+
+
+def test_every_patient_offered_the_document_in_use_is_said_plainly(journey):
+    page = journey.therapist_client().get("/consent/team").text
+    assert "Every patient has been offered the documents in use." in page
+    assert "Offer diary-study" not in page
+
+
+def test_invitations_waiting_are_listed_until_they_expire(journey):
+    therapist = journey.therapist_client()
+    response = therapist.post(
+        "/account/patients/invite", {"full_name": "Nia Williams", "email": "nia@example.org"}
+    )
+    assert response.status_code == 200, response.text
+    page = therapist.get("/consent/team").text
+    assert "Invited, not signed up yet" in page
+    assert "Nia Williams" in page
+    with journey.app.app_context():
+        invitation = db.session.scalar(
+            select(Invitation).where(Invitation.full_name == "Nia Williams")
+        )
+        now = dt.datetime.now(dt.UTC)
+        invitation.created_at = now - dt.timedelta(days=8)
+        invitation.expires_at = now - dt.timedelta(minutes=1)
+        db.session.commit()
+    page = therapist.get("/consent/team").text
+    assert "Nia Williams" not in page
+    assert "Invited, not signed up yet" not in page
+
+
+def statements_for(journey, client, url: str) -> int:
+    engine = journey.app.extensions["portal.database"][0]
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_the_dashboard_asks_as_many_queries_for_six_patients_as_for_one(journey):
+    therapist = journey.therapist_client()
+    with journey.app.app_context():
+        document_id = db.session.scalar(select(ConsentDocument.id))
+    one = statements_for(journey, therapist, "/consent/team")
+    for n in range(5):
+        patient_id = add_patient(journey, f"p{n}@example.org", f"Patient {n}", journey.therapist.id)
+        response = therapist.post(f"/consent/team/offer/{patient_id}", {"document_id": document_id})
+        assert response.status_code == 302
+    page = therapist.get("/consent/team").text
+    assert all(f"Patient {n}" in page for n in range(5))
+    assert statements_for(journey, therapist, "/consent/team") == one
