@@ -10,6 +10,7 @@ bench/.data/ for later runs; BENCH_PATIENTS changes N.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sqlite3
@@ -87,6 +88,11 @@ def _samples(database: Path) -> dict[str, str]:
             "middle": one("SELECT last_seq / 2 FROM audit_chain_head"),
             "events": one("SELECT last_seq FROM audit_chain_head"),
             "patients": one("SELECT COUNT(*) FROM user_account WHERE role = 'patient'"),
+            # The demo therapist shares in the synthetic caseload (about 2,800 consents).
+            "therapist_consents": one(
+                "SELECT COUNT(*) FROM consent WHERE therapist_id ="
+                " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
+            ),
             # Synthetic events carry the time they were written (docs/synthetic-data.md).
             "day": one("SELECT substr(MAX(occurred_at), 1, 10) FROM audit_event"),
         }
@@ -117,6 +123,19 @@ def pages(sample: dict[str, str]) -> dict[str, str]:
     }
 
 
+def therapist_pages(sample: dict[str, str]) -> dict[str, str]:
+    """The therapist's own dashboard, a page of consents at a time: the first page, and the last
+    (the deepest offset) of the demo therapist's share of the caseload."""
+    from portal.consent.team_overview import CONSENTS_PER_PAGE
+
+    consents = int(sample["therapist_consents"])
+    last = max(1, math.ceil(consents / CONSENTS_PER_PAGE))
+    return {
+        f"therapist's dashboard ({consents:,} consents): first page": "/consent/team",
+        f"therapist's dashboard ({consents:,} consents): last page": f"/consent/team?page={last}",
+    }
+
+
 def latencies(url: str, cookie: str | None = None) -> tuple[float, float]:
     """p50 and p95 in ms of sequential requests; every answer must be 200."""
     request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})  # noqa: S310
@@ -142,6 +161,9 @@ def main() -> None:
     with gunicorn_server("portal.wsgi:app", env, work, "portal") as base:
         cookie = sign_in(base, "chair@example.org", "demo-chair-pass", SESSION_COOKIE)
         measured = {name: latencies(base + path, cookie) for name, path in pages(sample).items()}
+        therapist = sign_in(base, "therapist@example.org", "demo-therapist-pass", SESSION_COOKIE)
+        for name, path in therapist_pages(sample).items():
+            measured[name] = latencies(base + path, therapist)
 
     sys.path.insert(0, str(ROOT / "bench" / "baseline"))
     from bare_app import create_database

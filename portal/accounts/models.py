@@ -45,7 +45,7 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     # Second factor (TOTP): the confirmed secret, one being set up, and the last time step used
     # (a code is accepted only for a later step, so each code works once).
     totp_secret: Mapped[str | None] = mapped_column(String(64))

@@ -1,4 +1,5 @@
-"""What a therapist's consent dashboard shows, read in one place.
+"""What a therapist's consent dashboard shows, read in one place: one page of their consents,
+and apart from it whatever needs them (countersignatures, withdrawals, teach-back, questions).
 
 Therapists keep this page open and reload it all day, so its statements are built once and kept
 (functools.cache): a statement object kept between requests also keeps its SQLAlchemy cache key,
@@ -10,9 +11,10 @@ template."""
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -24,92 +26,125 @@ from portal.core.permissions import Role
 from portal.records.models import Record
 from portal.records.services import records_by_consent
 
+CONSENTS_PER_PAGE = 50
+
+
+class NoSuchPage(LookupError):
+    """A page of the consents table past its last (or before its first)."""
+
 
 @dataclass(frozen=True)
 class TeamOverview:
-    patients: list[User]
+    # One page of the therapist's consents, newest first.
     consents: list[Consent]
-    # Withdrawals not yet marked as dealt with, oldest first.
+    page: int
+    pages: int
+    total: int
+    # What needs the therapist, whichever page its consent is on:
+    # consents signed by the patient and awaiting the countersignature, oldest first;
+    to_countersign: list[Consent]
+    # withdrawals not yet marked as dealt with, oldest first;
     withdrawals: list[Withdrawal]
-    # Open teach-back flags, each with the consent it belongs to.
-    flags: list[tuple[TeachBack, Consent]]
+    # open teach-back flags, with the patient's name.
+    flags: list[tuple[TeachBack, str]]
     invited: list[Invitation]
-    # Patients' questions about the text, consent by consent.
-    questions: list[tuple[Consent, PatientQuestion]]
+    # Patients' questions about the text, newest first: (question, patient's name, language).
+    questions: list[tuple[PatientQuestion, str, str]]
     records: dict[int, list[Record]]
-    # Each patient with each document's version in use that they have not been offered (or
-    # have withdrawn from).
-    offers: list[tuple[User, DocumentVersion]]
+    has_patients: bool
+    offers: list[Offer]
 
 
-def team_overview(session: Session, therapist_id: int) -> TeamOverview:
-    """Everything on the dashboard of the therapist who invited these patients."""
+@dataclass(frozen=True)
+class Offer:
+    """A document's version in use that a patient has not been offered, or has withdrawn from
+    (the rule journey.offer applies)."""
+
+    patient_id: int
+    patient_name: str
+    version: DocumentVersion
+
+
+def team_overview(session: Session, therapist_id: int, page: int = 1) -> TeamOverview:
+    """Everything on the dashboard of the therapist who invited these patients. A therapist
+    may look after thousands of patients, so the consents come a page at a time and whatever
+    needs them is listed apart; raises NoSuchPage for a page that does not exist."""
     ids = {"therapist_id": therapist_id}
-    patients = session.scalars(_patients_query(), ids).all()
-    consents = session.scalars(_consents_query(), ids).all()
+    total = session.scalar(_consent_count_query(), ids)
+    pages = max(1, math.ceil(total / CONSENTS_PER_PAGE))
+    if not 1 <= page <= pages:
+        raise NoSuchPage(page)
+    consents = session.scalars(
+        _consents_query(),
+        {**ids, "limit": CONSENTS_PER_PAGE, "offset": (page - 1) * CONSENTS_PER_PAGE},
+    ).all()
     by_id = {consent.id: consent for consent in consents}
-    _fill_collections(session, by_id)
+    _fill_withdrawals(session, by_id)
     invitations = session.scalars(_invitations_query(), ids).all()
     return TeamOverview(
-        patients=patients,
         consents=consents,
-        withdrawals=sorted(
-            (
-                withdrawal
-                for consent in consents
-                for withdrawal in consent.withdrawals
-                if withdrawal.acknowledged_at is None
-            ),
-            key=lambda withdrawal: withdrawal.id,
-        ),
-        flags=[
-            (flag, by_id[flag.consent_id])
-            for flag in session.scalars(_flags_query(), ids)
-            if flag.consent_id in by_id  # not a consent created since the consents were read
-        ],
+        page=page,
+        pages=pages,
+        total=total,
+        to_countersign=session.scalars(_to_countersign_query(), ids).all(),
+        withdrawals=session.scalars(_to_act_on_query(), ids).all(),
+        flags=session.execute(_flags_query(), ids).all(),
         invited=[invitation for invitation in invitations if invitation.status == "pending"],
-        questions=[(consent, asked) for consent in consents for asked in consent.questions_asked],
+        questions=session.execute(_questions_query(), ids).all(),
         records=records_by_consent(session, list(by_id)),
-        offers=_offers(patients, session.scalars(_versions_in_use_query()).all(), consents),
+        has_patients=session.scalar(_has_patients_query(), ids),
+        offers=[Offer(*row) for row in session.execute(_offers_query(), ids)],
     )
 
 
-def _fill_collections(session: Session, by_id: dict[int, Consent]) -> None:
-    """Each consent's withdrawals and questions, loaded by two plain queries for all of them
-    (as selectinload would, at about a third of its cost) and set as loaded collections."""
-    for attribute in ("withdrawals", "questions_asked"):
-        grouped: dict[int, list] = {consent_id: [] for consent_id in by_id}
-        for row in session.scalars(_collection_query(attribute), {"consent_ids": list(by_id)}):
-            grouped[row.consent_id].append(row)
-        for consent_id, rows in grouped.items():
-            set_committed_value(by_id[consent_id], attribute, rows)
+def _fill_withdrawals(session: Session, by_id: dict[int, Consent]) -> None:
+    """The page's consents' withdrawals, loaded by one plain query for all of them (as
+    selectinload would, at about a third of its cost) and set as loaded collections."""
+    grouped: dict[int, list[Withdrawal]] = {consent_id: [] for consent_id in by_id}
+    for withdrawal in session.scalars(_withdrawals_query(), {"consent_ids": list(by_id)}):
+        grouped[withdrawal.consent_id].append(withdrawal)
+    for consent_id, withdrawals in grouped.items():
+        set_committed_value(by_id[consent_id], "withdrawals", withdrawals)
 
 
-def _offers(
-    patients: list[User], versions: list[DocumentVersion], consents: list[Consent]
-) -> list[tuple[User, DocumentVersion]]:
-    """A document's version in use can be offered to a patient who has no consent to it, or
-    only withdrawn ones."""
-    taken = {
-        (consent.patient_id, consent.version_id)
-        for consent in consents
-        if consent.status != ConsentStatus.WITHDRAWN
-    }
-    return [
-        (patient, version)
-        for patient in patients
-        for version in versions
-        if (patient.id, version.id) not in taken
-    ]
+def _their_patients() -> list:
+    return [User.invited_by_id == bindparam("therapist_id"), User.role == Role.PATIENT]
 
 
 @functools.cache
-def _patients_query() -> Select:
-    return (
-        select(User)
-        .where(User.invited_by_id == bindparam("therapist_id"), User.role == Role.PATIENT)
-        .order_by(User.full_name)
+def _has_patients_query() -> Select:
+    return select(exists().where(*_their_patients()))
+
+
+@functools.cache
+def _offers_query() -> Select:
+    """Each of the therapist's patients with each version in use that they have no consent to
+    (but a withdrawn one): the pairs journey.offer would accept, by name."""
+    open_consent = exists().where(
+        Consent.patient_id == User.id,
+        Consent.version_id == DocumentVersion.id,
+        Consent.status != ConsentStatus.WITHDRAWN,
     )
+    return (
+        select(User.id, User.full_name, DocumentVersion)
+        .join(DocumentVersion, DocumentVersion.status == VersionStatus.ACTIVE)
+        .where(*_their_patients(), ~open_consent)
+        .order_by(User.full_name, User.id, DocumentVersion.document_id)
+        .options(joinedload(DocumentVersion.document))
+    )
+
+
+@functools.cache
+def _consent_count_query() -> Select:
+    return select(func.count(Consent.id)).where(Consent.therapist_id == bindparam("therapist_id"))
+
+
+# What each row of the consents table shows besides the consent.
+_WITH_PATIENT_AND_DOCUMENT = (
+    joinedload(Consent.patient),
+    joinedload(Consent.version).joinedload(DocumentVersion.document),
+    joinedload(Consent.text).load_only(DocumentText.language),  # not the whole text
+)
 
 
 @functools.cache
@@ -117,40 +152,52 @@ def _consents_query() -> Select:
     return (
         select(Consent)
         .where(Consent.therapist_id == bindparam("therapist_id"))
+        .order_by(Consent.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .options(*_WITH_PATIENT_AND_DOCUMENT)
+    )
+
+
+@functools.cache
+def _to_countersign_query() -> Select:
+    return (
+        select(Consent)
+        .where(
+            Consent.therapist_id == bindparam("therapist_id"),
+            Consent.status == ConsentStatus.SIGNED,
+        )
         .order_by(Consent.id)
         .options(
             joinedload(Consent.patient),
             joinedload(Consent.version).joinedload(DocumentVersion.document),
-            joinedload(Consent.text).load_only(DocumentText.language),  # not the whole text
         )
     )
 
 
 @functools.cache
-def _collection_query(attribute: str) -> Select:
-    """The rows of one of Consent's collections for the consents already loaded (by their ids,
-    not the therapist's: on PostgreSQL each statement sees the latest commits, and a consent
-    created since would have no place), in the order the collection keeps them."""
-    model, order = {
-        "withdrawals": (Withdrawal, Withdrawal.id),
-        "questions_asked": (PatientQuestion, PatientQuestion.asked_at),
-    }[attribute]
+def _withdrawals_query() -> Select:
+    """The withdrawals of the consents already loaded (by their ids, not the therapist's: on
+    PostgreSQL each statement sees the latest commits, and a consent created since would have
+    no place), in the order Consent.withdrawals keeps them."""
     return (
-        select(model)
-        .where(model.consent_id.in_(bindparam("consent_ids", expanding=True)))
-        .order_by(order)
+        select(Withdrawal)
+        .where(Withdrawal.consent_id.in_(bindparam("consent_ids", expanding=True)))
+        .order_by(Withdrawal.id)
     )
 
 
 @functools.cache
-def _versions_in_use_query() -> Select:
-    """Each document's active version (activating one supersedes the last), document by
-    document."""
+def _to_act_on_query() -> Select:
     return (
-        select(DocumentVersion)
-        .where(DocumentVersion.status == VersionStatus.ACTIVE)
-        .order_by(DocumentVersion.document_id)
-        .options(joinedload(DocumentVersion.document))
+        select(Withdrawal)
+        .join(Consent, Withdrawal.consent_id == Consent.id)
+        .where(
+            Consent.therapist_id == bindparam("therapist_id"),
+            Withdrawal.acknowledged_at.is_(None),
+        )
+        .order_by(Withdrawal.id)
+        .options(joinedload(Withdrawal.consent).joinedload(Consent.patient))
     )
 
 
@@ -158,13 +205,27 @@ def _versions_in_use_query() -> Select:
 def _flags_query() -> Select:
     """Teach-back flags still open on consents that have not been withdrawn."""
     return (
-        select(TeachBack)
+        select(TeachBack, User.full_name)
         .join(Consent, TeachBack.consent_id == Consent.id)
+        .join(User, Consent.patient_id == User.id)
         .where(
             Consent.therapist_id == bindparam("therapist_id"),
             Consent.status != ConsentStatus.WITHDRAWN,
             TeachBack.resolved_at.is_(None),
         )
+        .order_by(TeachBack.id)
+    )
+
+
+@functools.cache
+def _questions_query() -> Select:
+    return (
+        select(PatientQuestion, User.full_name, DocumentText.language)
+        .join(Consent, PatientQuestion.consent_id == Consent.id)
+        .join(User, Consent.patient_id == User.id)
+        .join(DocumentText, Consent.text_id == DocumentText.id)
+        .where(Consent.therapist_id == bindparam("therapist_id"))
+        .order_by(PatientQuestion.asked_at.desc(), PatientQuestion.id.desc())
     )
 
 
