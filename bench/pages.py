@@ -129,9 +129,11 @@ def _bracketed(bare: str, pages: dict[str, tuple[str, str | None]]) -> dict:
 
 def _references(base: str, patient: str) -> list[tuple[str, tuple[str, str | None]]]:
     """Pages with no goal, measured the same way to show the floor under the goals' pages: the
-    NHS.UK layout and a form without signing in, then a signed-in page that does no work of its
-    own (the sign-in check, the menu and the header only)."""
+    portal's request hooks with no page (the health check), the NHS.UK layout and a form without
+    signing in, then a signed-in page that does no work of its own (the sign-in check, the menu
+    and the header only)."""
     return [
+        ("the health check: the request hooks, no page", (f"{base}/healthz", None)),
         ("the sign-in page, not signed in", (f"{base}/account/sign-in", None)),
         ("the change-password form, signed in", (f"{base}/account/password", patient)),
     ]
