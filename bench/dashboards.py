@@ -93,6 +93,10 @@ def _samples(database: Path) -> dict[str, str]:
                 "SELECT COUNT(*) FROM consent WHERE therapist_id ="
                 " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
             ),
+            "therapist_patients": one(
+                "SELECT COUNT(*) FROM user_account WHERE role = 'patient' AND invited_by_id ="
+                " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
+            ),
             # Synthetic events carry the time they were written (docs/synthetic-data.md).
             "day": one("SELECT substr(MAX(occurred_at), 1, 10) FROM audit_event"),
         }
@@ -124,15 +128,22 @@ def pages(sample: dict[str, str]) -> dict[str, str]:
 
 
 def therapist_pages(sample: dict[str, str]) -> dict[str, str]:
-    """The therapist's own dashboard, a page of consents at a time: the first page, and the last
-    (the deepest offset) of the demo therapist's share of the caseload."""
+    """The therapist's own dashboard and patient list, a page at a time: the first page, the
+    last (the deepest offset) of the demo therapist's share of the caseload, and a search."""
+    from portal.accounts.patient_list import PATIENTS_PER_PAGE
     from portal.consent.team_overview import CONSENTS_PER_PAGE
 
     consents = int(sample["therapist_consents"])
     last = max(1, math.ceil(consents / CONSENTS_PER_PAGE))
+    patients = int(sample["therapist_patients"])
+    last_of_patients = max(1, math.ceil(patients / PATIENTS_PER_PAGE))
+    patient_list = f"therapist's patients ({patients:,})"
     return {
         f"therapist's dashboard ({consents:,} consents): first page": "/consent/team",
         f"therapist's dashboard ({consents:,} consents): last page": f"/consent/team?page={last}",
+        f"{patient_list}: first page": "/account/patients",
+        f"{patient_list}: last page": f"/account/patients?page={last_of_patients}",
+        f"{patient_list}: search by surname": "/account/patients?search=jones",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     EmailField,
+    Form,
     PasswordField,
     RadioField,
     SelectChoice,
@@ -117,6 +118,18 @@ class AcceptInvitationForm(PortalForm):
 class InvitePatientForm(PortalForm):
     full_name = _name_field()
     email = _email_field()
+
+
+class PatientSearchForm(Form):
+    """The patient list's search: read from the query string, so that a search is a link."""
+
+    search = StringField(
+        _l("Search by name or email address"),
+        filters=[lambda value: value.strip() if value else ""],
+        validators=[
+            Length(max=254, message=_l("Search for 254 characters or fewer")),
+        ],
+    )
 
 
 class InviteStaffForm(PortalForm):

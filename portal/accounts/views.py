@@ -31,14 +31,17 @@ from portal.accounts.forms import (
     LoginForm,
     PanelMembershipForm,
     PasswordChangeForm,
+    PatientSearchForm,
     TwoFactorForm,
     TwoFactorSetupForm,
 )
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User, UserSession
+from portal.accounts.patient_list import UNUSED_INVITATIONS_KEPT_FOR, patient_list
 from portal.core import rate_limits
 from portal.core.db import reads_only
 from portal.core.forms import client_address, safe_next_url
 from portal.core.i18n import SESSION_LOCALE_KEY, current_locale_code
+from portal.core.paging import NoSuchPage, requested_page
 from portal.core.permissions import Role, public, roles_required, signed_in
 from portal.extensions import db, limiter
 
@@ -305,23 +308,24 @@ def accept_invitation(token: str):
 @roles_required(Role.THERAPIST)
 @reads_only
 def patients():
-    patients = db.session.scalars(
-        select(User)
-        .where(User.invited_by_id == current_user.id, User.role == Role.PATIENT)
-        .order_by(User.full_name)
-    ).all()
-    invitations = db.session.scalars(
-        select(Invitation)
-        .where(
-            Invitation.invited_by_id == current_user.id,
-            Invitation.role == Role.PATIENT,
-            Invitation.purpose == PURPOSE_NEW_ACCOUNT,
+    form = PatientSearchForm(request.args)
+    valid = form.validate()
+    try:
+        listed = patient_list(
+            db.session,
+            current_user.id,
+            requested_page(request.args.get("page")),
+            form.search.data if valid else "",
         )
-        .order_by(Invitation.created_at.desc())
-    ).all()
+    except NoSuchPage:
+        abort(404)
     return render_template(
-        "accounts/patients.html", patients=patients, invitations=invitations, form=EmptyForm()
-    )
+        "accounts/patients.html",
+        listed=listed,
+        search_form=form,
+        form=EmptyForm(),
+        unused_invitation_days=UNUSED_INVITATIONS_KEPT_FOR.days,
+    ), (200 if valid else 400)
 
 
 @bp.route("/patients/invite", methods=["GET", "POST"])

@@ -3,8 +3,6 @@ therapists offer documents, follow progress and countersign."""
 
 from __future__ import annotations
 
-import re
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -23,11 +21,12 @@ from portal.consent.forms import (
 )
 from portal.consent.journey_models import Consent, ConsentStatus, SignatureMethod
 from portal.consent.models import ConsentDocument
-from portal.consent.team_overview import NoSuchPage, team_overview
+from portal.consent.team_overview import team_overview
 from portal.consent.views import bp
 from portal.core.db import begin_reading, reads_only
 from portal.core.faults import fault_point
 from portal.core.forms import safe_next_url
+from portal.core.paging import NoSuchPage, requested_page
 from portal.core.permissions import Role, roles_required
 from portal.extensions import db
 
@@ -261,12 +260,11 @@ def _their_consent(consent_id: int) -> Consent:
 @bp.route("/team")
 @roles_required(Role.THERAPIST)
 def team():
-    page = request.args.get("page", "1")
-    if not re.fullmatch(r"[1-9][0-9]{0,8}", page):
-        abort(404)  # a page number or nothing: anything else is not a page of this table
     begin_reading(db.session)  # a page many therapists keep open: it never waits for writers
     try:
-        overview = team_overview(db.session, current_user.id, int(page))
+        overview = team_overview(
+            db.session, current_user.id, requested_page(request.args.get("page"))
+        )
     except NoSuchPage:
         abort(404)
     return render_template("consent/team.html", overview=overview, offer_form=OfferForm())

@@ -11,7 +11,6 @@ template."""
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 from sqlalchemy import Select, bindparam, exists, func, select
@@ -22,15 +21,13 @@ from portal.accounts.models import PURPOSE_NEW_ACCOUNT, Invitation, User
 from portal.comprehension.models import TeachBack
 from portal.consent.journey_models import Consent, ConsentStatus, PatientQuestion, Withdrawal
 from portal.consent.models import DocumentText, DocumentVersion, VersionStatus
+from portal.core.db import utcnow
+from portal.core.paging import page_count
 from portal.core.permissions import Role
 from portal.records.models import Record
 from portal.records.services import records_by_consent
 
 CONSENTS_PER_PAGE = 50
-
-
-class NoSuchPage(LookupError):
-    """A page of the consents table past its last (or before its first)."""
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,14 @@ def team_overview(session: Session, therapist_id: int, page: int = 1) -> TeamOve
     needs them is listed apart; raises NoSuchPage for a page that does not exist."""
     ids = {"therapist_id": therapist_id}
     total = session.scalar(_consent_count_query(), ids)
-    pages = max(1, math.ceil(total / CONSENTS_PER_PAGE))
-    if not 1 <= page <= pages:
-        raise NoSuchPage(page)
+    pages = page_count(page, total, CONSENTS_PER_PAGE)
     consents = session.scalars(
         _consents_query(),
         {**ids, "limit": CONSENTS_PER_PAGE, "offset": (page - 1) * CONSENTS_PER_PAGE},
     ).all()
     by_id = {consent.id: consent for consent in consents}
     _fill_withdrawals(session, by_id)
-    invitations = session.scalars(_invitations_query(), ids).all()
+    offers = [Offer(*row) for row in session.execute(_offers_query(), ids)]
     return TeamOverview(
         consents=consents,
         page=page,
@@ -89,11 +84,12 @@ def team_overview(session: Session, therapist_id: int, page: int = 1) -> TeamOve
         to_countersign=session.scalars(_to_countersign_query(), ids).all(),
         withdrawals=session.scalars(_to_act_on_query(), ids).all(),
         flags=session.execute(_flags_query(), ids).all(),
-        invited=[invitation for invitation in invitations if invitation.status == "pending"],
+        invited=session.scalars(_invitations_query(), {**ids, "now": utcnow()}).all(),
         questions=session.execute(_questions_query(), ids).all(),
         records=records_by_consent(session, list(by_id)),
-        has_patients=session.scalar(_has_patients_query(), ids),
-        offers=[Offer(*row) for row in session.execute(_offers_query(), ids)],
+        # anyone who can be offered a document is a patient; asked only when no one can
+        has_patients=bool(offers) or session.scalar(_has_patients_query(), ids),
+        offers=offers,
     )
 
 
@@ -231,12 +227,17 @@ def _questions_query() -> Select:
 
 @functools.cache
 def _invitations_query() -> Select:
-    """Invitations to new patients not yet accepted or withdrawn (expiry is checked on the
-    rows, against the time now)."""
-    return select(Invitation).where(
-        Invitation.invited_by_id == bindparam("therapist_id"),
-        Invitation.role == Role.PATIENT,
-        Invitation.purpose == PURPOSE_NEW_ACCOUNT,
-        Invitation.accepted_at.is_(None),
-        Invitation.revoked_at.is_(None),
-    )
+    """Invitations to new patients still waiting: not accepted, withdrawn or expired (those
+    not taken up are on the patient list)."""
+    return (
+        select(Invitation)
+        .where(
+            Invitation.invited_by_id == bindparam("therapist_id"),
+            Invitation.role == Role.PATIENT,
+            Invitation.purpose == PURPOSE_NEW_ACCOUNT,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > bindparam("now"),
+        )
+        .order_by(Invitation.expires_at, Invitation.id)
+    )  # the next to expire first
