@@ -93,6 +93,7 @@ def _samples(database: Path) -> dict[str, str]:
                 "SELECT COUNT(*) FROM consent WHERE therapist_id ="
                 " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
             ),
+            "accounts": one("SELECT COUNT(*) FROM user_account"),
             "therapist_patients": one(
                 "SELECT COUNT(*) FROM user_account WHERE role = 'patient' AND invited_by_id ="
                 " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
@@ -130,13 +131,13 @@ def pages(sample: dict[str, str]) -> dict[str, str]:
 def therapist_pages(sample: dict[str, str]) -> dict[str, str]:
     """The therapist's own dashboard and patient list, a page at a time: the first page, the
     last (the deepest offset) of the demo therapist's share of the caseload, and a search."""
-    from portal.accounts.patient_list import PATIENTS_PER_PAGE
+    from portal.accounts.account_lists import ACCOUNTS_PER_PAGE
     from portal.consent.team_overview import CONSENTS_PER_PAGE
 
     consents = int(sample["therapist_consents"])
     last = max(1, math.ceil(consents / CONSENTS_PER_PAGE))
     patients = int(sample["therapist_patients"])
-    last_of_patients = max(1, math.ceil(patients / PATIENTS_PER_PAGE))
+    last_of_patients = max(1, math.ceil(patients / ACCOUNTS_PER_PAGE))
     patient_list = f"therapist's patients ({patients:,})"
     return {
         f"therapist's dashboard ({consents:,} consents): first page": "/consent/team",
@@ -144,6 +145,20 @@ def therapist_pages(sample: dict[str, str]) -> dict[str, str]:
         f"{patient_list}: first page": "/account/patients",
         f"{patient_list}: last page": f"/account/patients?page={last_of_patients}",
         f"{patient_list}: search by surname": "/account/patients?search=jones",
+    }
+
+
+def administrator_pages(sample: dict[str, str]) -> dict[str, str]:
+    """The administrator's list of accounts: staff (the default), and everyone's last page."""
+    from portal.accounts.account_lists import ACCOUNTS_PER_PAGE
+
+    accounts = int(sample["accounts"])
+    last = max(1, math.ceil(accounts / ACCOUNTS_PER_PAGE))
+    everyone = f"administrator's accounts ({accounts:,})"
+    return {
+        f"{everyone}: staff": "/account/staff",
+        f"{everyone}: everyone, last page": f"/account/staff?show=everyone&page={last}",
+        f"{everyone}: everyone, search by surname": "/account/staff?show=everyone&search=jones",
     }
 
 
@@ -175,6 +190,9 @@ def main() -> None:
         therapist = sign_in(base, "therapist@example.org", "demo-therapist-pass", SESSION_COOKIE)
         for name, path in therapist_pages(sample).items():
             measured[name] = latencies(base + path, therapist)
+        administrator = sign_in(base, "admin@example.org", "demo-admin-pass", SESSION_COOKIE)
+        for name, path in administrator_pages(sample).items():
+            measured[name] = latencies(base + path, administrator)
 
     sys.path.insert(0, str(ROOT / "bench" / "baseline"))
     from bare_app import create_database

@@ -9,11 +9,20 @@ from wtforms import (
     PasswordField,
     RadioField,
     SelectChoice,
+    SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    ValidationError,
+)
 
+from portal.accounts.account_lists import STAFF_ROLES
 from portal.core.forms import PortalForm
 from portal.core.permissions import Role
 
@@ -120,8 +129,8 @@ class InvitePatientForm(PortalForm):
     email = _email_field()
 
 
-class PatientSearchForm(Form):
-    """The patient list's search: read from the query string, so that a search is a link."""
+class AccountSearchForm(Form):
+    """A list of accounts' search: read from the query string, so that a search is a link."""
 
     search = StringField(
         _l("Search by name or email address"),
@@ -130,6 +139,37 @@ class PatientSearchForm(Form):
             Length(max=254, message=_l("Search for 254 characters or fewer")),
         ],
     )
+
+
+SHOW_STAFF, SHOW_EVERYONE = "staff", "everyone"
+
+
+class StaffSearchForm(AccountSearchForm):
+    """The administrator's list of accounts: a search, and whose accounts to show."""
+
+    show = SelectField(
+        _l("Show"),
+        default=SHOW_STAFF,
+        validate_choice=False,  # checked below, with a message in the reader's language
+        choices=[
+            SelectChoice(SHOW_STAFF, _l("Staff (every role but patient)")),
+            *(SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()),
+            SelectChoice(SHOW_EVERYONE, _l("Everyone")),
+        ],
+    )
+
+    def validate_show(self, field) -> None:
+        if field.data not in {choice.value for choice in field.choices}:
+            raise ValidationError(_l("Choose whose accounts to show from the list"))
+
+    def roles_shown(self) -> tuple[str, ...] | None:
+        """The roles of the accounts asked for: None for everyone, staff's when the choice was
+        not valid."""
+        if self.show.data == SHOW_EVERYONE:
+            return None
+        if self.show.data in ROLE_LABELS and not self.show.errors:
+            return (self.show.data,)
+        return STAFF_ROLES
 
 
 class InviteStaffForm(PortalForm):

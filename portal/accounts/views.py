@@ -20,9 +20,11 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from portal.accounts import mfa, services
+from portal.accounts.account_lists import UNUSED_INVITATIONS_KEPT_FOR, account_list, patient_list
 from portal.accounts.forms import (
     ROLE_LABELS,
     AcceptInvitationForm,
+    AccountSearchForm,
     AccountStatusForm,
     ChangeRoleForm,
     EmptyForm,
@@ -31,12 +33,11 @@ from portal.accounts.forms import (
     LoginForm,
     PanelMembershipForm,
     PasswordChangeForm,
-    PatientSearchForm,
+    StaffSearchForm,
     TwoFactorForm,
     TwoFactorSetupForm,
 )
 from portal.accounts.models import PURPOSE_NEW_ACCOUNT, AccountError, Invitation, User, UserSession
-from portal.accounts.patient_list import UNUSED_INVITATIONS_KEPT_FOR, patient_list
 from portal.core import rate_limits
 from portal.core.db import reads_only
 from portal.core.forms import client_address, safe_next_url
@@ -308,7 +309,7 @@ def accept_invitation(token: str):
 @roles_required(Role.THERAPIST)
 @reads_only
 def patients():
-    form = PatientSearchForm(request.args)
+    form = AccountSearchForm(request.args)
     valid = form.validate()
     try:
         listed = patient_list(
@@ -425,15 +426,29 @@ def _invite(form, role: Role, template: str, list_endpoint: str):
 @roles_required(Role.ADMINISTRATOR)
 @reads_only
 def staff():
-    users = db.session.scalars(select(User).order_by(User.role, User.full_name)).all()
+    form = StaffSearchForm(request.args)
+    valid = form.validate()
+    try:
+        listed = account_list(
+            db.session,
+            form.roles_shown(),
+            requested_page(request.args.get("page")),
+            form.search.data if not form.search.errors else "",
+        )
+    except NoSuchPage:
+        abort(404)
     invitations = db.session.scalars(
         select(Invitation)
         .where(Invitation.role != Role.PATIENT, Invitation.purpose == PURPOSE_NEW_ACCOUNT)
         .order_by(Invitation.created_at.desc())
     ).all()
     return render_template(
-        "accounts/staff.html", users=users, invitations=invitations, form=EmptyForm()
-    )
+        "accounts/staff.html",
+        listed=listed,
+        search_form=form,
+        invitations=invitations,
+        form=EmptyForm(),
+    ), (200 if valid else 400)
 
 
 @bp.route("/staff/invite", methods=["GET", "POST"])

@@ -1,6 +1,7 @@
-"""The therapist's patient list: only their own patients, A to Z a page at a time, a search by
-name or email address that narrows both patients and invitations, and invitations not taken up
-(accepted ones are the patients themselves)."""
+"""The lists of accounts. The therapist's patient list: only their own patients, A to Z a page at
+a time, a search by name or email address that narrows both patients and invitations, and
+invitations not taken up (accepted ones are the patients themselves). The administrator's list
+of accounts: staff by default, any role or everyone on request, a page at a time."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from portal.accounts.account_lists import patient_list
 from portal.accounts.models import Invitation, User
-from portal.accounts.patient_list import patient_list
 from portal.core.db import utcnow
 from portal.core.paging import NoSuchPage
 from portal.core.permissions import Role
@@ -67,16 +68,16 @@ def test_a_therapist_sees_only_their_own_patients_a_to_z(app, users, therapist):
     assert "Someone Else" not in text
     with app.app_context():
         listed = patient_list(db.session, account.id)
-    assert [patient.full_name for patient in listed.patients] == [
+    assert [patient.full_name for patient in listed.patients.accounts] == [
         "aled Evans",  # A to Z whatever the case
         "Bryn Jones",
         "Carys Morgan",
     ]
-    assert (listed.page, listed.pages, listed.total) == (1, 1, 3)
+    assert (listed.patients.page, listed.patients.pages, listed.patients.total) == (1, 1, 3)
 
 
 def test_patients_come_a_page_at_a_time(app, therapist, monkeypatch):
-    monkeypatch.setattr("portal.accounts.patient_list.PATIENTS_PER_PAGE", 2)
+    monkeypatch.setattr("portal.accounts.account_lists.ACCOUNTS_PER_PAGE", 2)
     account, client = therapist
     add_patients(app, account.id, "Alys Hughes", "Bryn Jones", "Carys Morgan")
     first = client.get("/account/patients").text
@@ -96,7 +97,7 @@ def test_patients_come_a_page_at_a_time(app, therapist, monkeypatch):
 
 
 def test_a_search_finds_names_and_email_addresses_whatever_their_case(app, therapist, monkeypatch):
-    monkeypatch.setattr("portal.accounts.patient_list.PATIENTS_PER_PAGE", 1)
+    monkeypatch.setattr("portal.accounts.account_lists.ACCOUNTS_PER_PAGE", 1)
     account, client = therapist
     add_patients(app, account.id, "Bryn Jones", "Gwen JONES", "Carys Morgan")
     add_invitation(app, account.id, "Dylan Jones", dt.timedelta(hours=24))
@@ -157,7 +158,7 @@ def test_invitations_not_taken_up_are_listed_until_thirty_days_after_they_expire
 def test_only_the_most_recent_invitations_are_listed_with_a_way_to_find_the_others(
     app, therapist, monkeypatch
 ):
-    monkeypatch.setattr("portal.accounts.patient_list.INVITATIONS_SHOWN", 2)
+    monkeypatch.setattr("portal.accounts.account_lists.INVITATIONS_SHOWN", 2)
     account, client = therapist
     for hours, name in ((1, "Oldest Invite"), (2, "Middle Invite"), (3, "Newest Invite")):
         add_invitation(app, account.id, name, dt.timedelta(hours=hours))
@@ -174,3 +175,49 @@ def test_the_list_is_the_therapists_alone(app, users):
         assert client.get("/account/patients").status_code == 403, role
     with app.app_context():
         assert db.session.scalar(select(Invitation.id)) is None
+
+
+@pytest.fixture
+def administrator(app, users):
+    client = PortalClient(app)
+    account = users[Role.ADMINISTRATOR]
+    client.login(account.email, account.password)
+    return client
+
+
+def test_the_administrator_sees_staff_by_default_and_patients_on_request(app, users, administrator):
+    add_patients(app, users[Role.THERAPIST].id, "Bryn Jones")
+    staff = administrator.get("/account/staff")
+    assert staff.status_code == 200
+    assert users[Role.THERAPIST].email in staff.text and "Bryn Jones" not in staff.text
+    assert f"{len(Role) - 1} accounts" in staff.text  # one per staff role
+    patients = administrator.get("/account/staff?show=patient").text
+    assert "Bryn Jones" in patients and users[Role.THERAPIST].email not in patients
+    assert "2 accounts" in patients  # the users fixture's patient and Bryn
+    everyone = administrator.get("/account/staff?show=everyone&search=JONES").text
+    assert "1 account" in everyone and "Bryn Jones" in everyone
+    assert 'href="/account/staff"' in everyone  # back to the default list
+
+
+def test_the_administrators_list_comes_a_page_at_a_time_keeping_the_filter(
+    app, users, administrator, monkeypatch
+):
+    monkeypatch.setattr("portal.accounts.account_lists.ACCOUNTS_PER_PAGE", 2)
+    add_patients(app, users[Role.THERAPIST].id, "Alys Hughes", "Bryn Jones")
+    first = administrator.get("/account/staff?show=patient").text
+    assert "3 accounts, by role and then by name: page 1 of 2" in first
+    assert 'href="/account/staff?page=2&show=patient#accounts"' in first
+    second = administrator.get("/account/staff?show=patient&page=2").text
+    assert "Test Patient" in second and "Alys Hughes" not in second
+    assert administrator.get("/account/staff?show=patient&page=3").status_code == 404
+
+
+def test_a_filter_not_on_the_list_is_refused_plainly(app, users, administrator):
+    for query in ("show=nobody", "show=", "search=" + "x" * 255):
+        response = administrator.get(f"/account/staff?{query}")
+        assert response.status_code == 400, query
+        assert "There is a problem" in response.text
+        assert users[Role.THERAPIST].email in response.text, "staff are listed all the same"
+    assert "Choose whose accounts to show from the list" in (
+        administrator.get("/account/staff?show=nobody").text
+    )

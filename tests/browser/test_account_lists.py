@@ -12,7 +12,7 @@ THERAPIST = next((e, p) for r, e, _n, p in DEMO_ACCOUNTS if r == Role.THERAPIST)
 def test_a_therapist_pages_through_and_searches_their_patients(
     portal_page, live_server, monkeypatch
 ):
-    monkeypatch.setattr("portal.accounts.patient_list.PATIENTS_PER_PAGE", 2)
+    monkeypatch.setattr("portal.accounts.account_lists.ACCOUNTS_PER_PAGE", 2)
     page = portal_page.page
     portal_page.sign_in(*THERAPIST)
     portal_page.goto("/account/patients")
@@ -43,3 +43,24 @@ def test_a_therapist_pages_through_and_searches_their_patients(
     page.wait_for_load_state()
     portal_page.check_accessibility()
     assert "3 patients" in table.inner_text()
+
+
+ADMINISTRATOR = next((e, p) for r, e, _n, p in DEMO_ACCOUNTS if r == Role.ADMINISTRATOR)
+
+
+def test_an_administrator_finds_a_patients_account(portal_page, live_server):
+    page = portal_page.page
+    portal_page.sign_in(*ADMINISTRATOR)
+    portal_page.goto("/account/staff")
+    table = page.locator("table", has_text="Role").first
+    assert "Dr Rhian Evans" in table.inner_text() and "Sam Taylor" not in table.inner_text()
+
+    page.get_by_label("Show").select_option(label="Patient")
+    page.get_by_label("Search by name or email address").fill("taylor")
+    portal_page.submit("Search")
+    assert "1 account" in table.inner_text()
+    assert "Sam Taylor" in table.inner_text() and "Dr Rhian Evans" not in table.inner_text()
+    page.get_by_role("link", name="Sam Taylor").click()
+    page.wait_for_load_state()
+    portal_page.check_accessibility()
+    assert "/account/staff/" in page.url and "Sam Taylor" in page.locator("h1").inner_text()
