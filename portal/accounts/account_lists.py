@@ -64,7 +64,10 @@ def patient_list(
     return PatientList(
         patients=_account_page(
             session,
-            [User.invited_by_id == therapist_id, User.role == Role.PATIENT],
+            # The index of who invited whom finds the therapist's patients; the role is compared
+            # as role || '' so that SQLite does not walk every patient in the role index's name
+            # order instead (a last page 50 -> 350 ms at 100,000 patients).
+            [User.invited_by_id == therapist_id, (User.role + "") == Role.PATIENT],
             page,
             search,
         ),
