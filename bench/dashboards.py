@@ -112,6 +112,7 @@ def pages(sample: dict[str, str]) -> dict[str, str]:
         "dashboard: concerns": "/oversight/dashboards/concerns",
         "dashboard: review timelines": "/oversight/dashboards/reviews",
         "oversight overview": "/oversight/",
+        "concerns: the panel's list": "/concerns/",
         "audit: newest events": "/oversight/audit",
         "audit: half-way down (keyset)": f"/oversight/audit?older_than={sample['middle']}",
         "audit: by patient": f"/oversight/audit?patient={sample['patient']}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import Flask
+from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 _CSRF_RE = re.compile(
@@ -52,3 +53,21 @@ class PortalClient:
 
     def set_session_cookie(self, value: str) -> None:
         self.http.set_cookie(self.app.config["SESSION_COOKIE_NAME"], value)
+
+
+def reads_for(app: Flask, client, url: str) -> int:
+    """The SELECTs a page asks (not writes: the sign-in check touches the session at most once
+    a minute, whenever that minute happens to pass)."""
+    engine = app.extensions["portal.database"][0]
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)

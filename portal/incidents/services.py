@@ -18,7 +18,7 @@ from enum import StrEnum
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from portal.accounts.models import User
 from portal.core import audit
@@ -231,22 +231,42 @@ def breach_report_due_at(incident: Incident) -> dt.datetime:
 
 
 def open_incidents(session: Session, member: User) -> list[Incident]:
-    found = session.scalars(
-        select(Incident).where(Incident.status != Status.CLOSED).order_by(Incident.reported_at)
-    ).all()
-    return [incident for incident in found if access_of(member, incident) == Access.PANEL]
+    return _panel_list(
+        session, member, Incident.status != Status.CLOSED, order_by=Incident.reported_at
+    )
 
 
 def closed_incidents(session: Session, member: User) -> list[Incident]:
-    found = session.scalars(
-        select(Incident).where(Incident.status == Status.CLOSED).order_by(Incident.id.desc())
-    ).all()
-    return [incident for incident in found if access_of(member, incident) == Access.PANEL]
+    return _panel_list(
+        session, member, Incident.status == Status.CLOSED, order_by=Incident.id.desc()
+    )
 
 
 def therapist_history(session: Session, member: User, therapist: User) -> list[Incident]:
+    return _panel_list(session, member, Incident.therapist_id == therapist.id, order_by=Incident.id)
+
+
+_NARRATIVES = (
+    Incident.what_happened,
+    Incident.others_involved,
+    Incident.response,
+    Incident.outcome_reasons,
+)
+
+
+def _panel_list(session: Session, member: User, *where, order_by) -> list[Incident]:
+    """The concerns this panel member may see, of those wanted. Each one's conflicts (who is
+    left out) and therapist are loaded with the list, not a query each, and the encrypted
+    narratives a list never shows are not loaded (or decrypted): 400 concerns took 360 ms."""
     found = session.scalars(
-        select(Incident).where(Incident.therapist_id == therapist.id).order_by(Incident.id)
+        select(Incident)
+        .where(*where)
+        .order_by(order_by)
+        .options(
+            selectinload(Incident.conflicts),
+            joinedload(Incident.therapist),
+            *(defer(column) for column in _NARRATIVES),
+        )
     ).all()
     return [incident for incident in found if access_of(member, incident) == Access.PANEL]
 

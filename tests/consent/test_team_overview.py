@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from portal.accounts.models import Invitation, User
 from portal.consent.models import ConsentDocument
@@ -15,6 +15,7 @@ from portal.core.permissions import Role
 from portal.extensions import db
 from tests.consent.journey_helpers import set_up_journey, signed_by_the_patient
 from tests.factories import create_account
+from tests.helpers import reads_for
 
 
 @pytest.fixture
@@ -80,36 +81,18 @@ def test_invitations_waiting_are_listed_until_they_expire(journey):
     assert "Invited, not signed up yet" not in page
 
 
-def reads_for(journey, client, url: str) -> int:
-    """The SELECTs a page asks (not writes: the sign-in check touches the session at most once
-    a minute, whenever that minute happens to pass)."""
-    engine = journey.app.extensions["portal.database"][0]
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return len(seen)
-
-
 def test_the_dashboard_reads_as_many_times_for_six_patients_as_for_one(journey):
     therapist = journey.therapist_client()
     with journey.app.app_context():
         document_id = db.session.scalar(select(ConsentDocument.id))
-    one = reads_for(journey, therapist, "/consent/team")
+    one = reads_for(journey.app, therapist, "/consent/team")
     for n in range(5):
         patient_id = add_patient(journey, f"p{n}@example.org", f"Patient {n}", journey.therapist.id)
         response = therapist.post(f"/consent/team/offer/{patient_id}", {"document_id": document_id})
         assert response.status_code == 302
     page = therapist.get("/consent/team").text
     assert all(f"Patient {n}" in page for n in range(5))
-    assert reads_for(journey, therapist, "/consent/team") == one
+    assert reads_for(journey.app, therapist, "/consent/team") == one
 
 
 def test_consents_come_a_page_at_a_time_newest_first(journey, monkeypatch):

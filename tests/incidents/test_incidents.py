@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.incidents.models import Incident, IncidentEntry, TherapistHold
 from tests.consent.journey_helpers import answer_all, choose, read_everything, set_up_journey, sign
 from tests.factories import create_account
-from tests.helpers import PortalClient
+from tests.helpers import PortalClient, reads_for
 
 PDF = b"%PDF-1.4\n% evidence\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -61,6 +61,13 @@ def report(client: PortalClient, therapist_id: int, **overrides):
 def only_incident(app) -> Incident:
     with app.app_context():
         incident = db.session.scalars(select(Incident)).one()
+        db.session.expunge(incident)
+        return incident
+
+
+def only_incident_of(app, category: str) -> Incident:
+    with app.app_context():
+        incident = db.session.scalars(select(Incident).filter_by(category=category)).one()
         db.session.expunge(incident)
         return incident
 
@@ -251,6 +258,24 @@ def test_a_member_with_a_conflict_is_recused(site):
     response = chair.post(f"/concerns/{incident.id}/assign", {"member_id": str(site.member.id)})
     assert response.status_code == 400
     assert "no conflict of interest" in response.text
+
+
+def test_the_panels_list_reads_as_many_times_for_three_concerns_as_for_one(site):
+    patient = site.patient_client()
+    report(patient, site.therapist.id)
+    chair = client_for(site.app, site.chair)
+    one = reads_for(site.app, chair, "/concerns/")
+    report(patient, site.therapist.id, category="coercion")
+    report(patient, site.therapist.id, category="other")
+    incident = only_incident_of(site.app, "coercion")
+    member = client_for(site.app, site.member)
+    assert member.post(f"/concerns/{incident.id}/conflict", {}).status_code == 302
+    with site.app.app_context():
+        references = [i.reference for i in db.session.scalars(select(Incident))]
+    listed = chair.get("/concerns/").text
+    assert len(references) == 3 and all(reference in listed for reference in references)
+    assert reads_for(site.app, chair, "/concerns/") == one
+    assert incident.reference not in member.get("/concerns/").text  # recusals still apply
 
 
 def test_an_anonymous_staff_report_never_reveals_its_author(site):
