@@ -22,9 +22,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from portal.accounts.account_lists import STAFF_ROLES
 from portal.core.forms import PortalForm
-from portal.core.permissions import Role
+from portal.core.permissions import STAFF_ROLES, Role
 
 ROLE_LABELS = {
     Role.PATIENT: _l("Patient"),
@@ -136,9 +135,13 @@ class AccountSearchForm(Form):
         _l("Search by name or email address"),
         filters=[lambda value: value.strip() if value else ""],
         validators=[
-            Length(max=254, message=_l("Search for 254 characters or fewer")),
+            Length(max=254, message=_l("Your search must be 254 characters or fewer")),
         ],
     )
+
+    def search_text(self) -> str:
+        """What to search for, once validated: nothing when the search was refused."""
+        return "" if self.search.errors else (self.search.data or "")
 
 
 SHOW_STAFF, SHOW_EVERYONE = "staff", "everyone"
@@ -148,7 +151,7 @@ class StaffSearchForm(AccountSearchForm):
     """The administrator's list of accounts: a search, and whose accounts to show."""
 
     show = SelectField(
-        _l("Show"),
+        _l("Whose accounts to show"),
         default=SHOW_STAFF,
         validate_choice=False,  # checked below, with a message in the reader's language
         choices=[
@@ -169,7 +172,7 @@ class StaffSearchForm(AccountSearchForm):
             return None
         if self.show.data in ROLE_LABELS and not self.show.errors:
             return (self.show.data,)
-        return STAFF_ROLES
+        return tuple(sorted(STAFF_ROLES))
 
 
 class InviteStaffForm(PortalForm):

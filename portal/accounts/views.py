@@ -310,23 +310,29 @@ def accept_invitation(token: str):
 @reads_only
 def patients():
     form = AccountSearchForm(request.args)
-    valid = form.validate()
-    try:
-        listed = patient_list(
-            db.session,
-            current_user.id,
-            requested_page(request.args.get("page")),
-            form.search.data if valid else "",
-        )
-    except NoSuchPage:
-        abort(404)
+    listed, status = _searched_list(
+        form, lambda page, search: patient_list(db.session, current_user.id, page, search)
+    )
     return render_template(
         "accounts/patients.html",
         listed=listed,
         search_form=form,
+        search=form.search_text(),
         form=EmptyForm(),
         unused_invitation_days=UNUSED_INVITATIONS_KEPT_FOR.days,
-    ), (200 if valid else 400)
+    ), status
+
+
+def _searched_list(form, read):
+    """Check a list's search form and read the page of the list asked for: (the page, 200),
+    or 400 with the whole list when the search was refused; 404 for a page not there."""
+    valid = form.validate()
+    try:
+        return read(requested_page(request.args.get("page")), form.search_text()), (
+            200 if valid else 400
+        )
+    except NoSuchPage:
+        abort(404)
 
 
 @bp.route("/patients/invite", methods=["GET", "POST"])
@@ -427,16 +433,9 @@ def _invite(form, role: Role, template: str, list_endpoint: str):
 @reads_only
 def staff():
     form = StaffSearchForm(request.args)
-    valid = form.validate()
-    try:
-        listed = account_list(
-            db.session,
-            form.roles_shown(),
-            requested_page(request.args.get("page")),
-            form.search.data if not form.search.errors else "",
-        )
-    except NoSuchPage:
-        abort(404)
+    listed, status = _searched_list(
+        form, lambda page, search: account_list(db.session, form.roles_shown(), page, search)
+    )
     invitations = db.session.scalars(
         select(Invitation)
         .where(Invitation.role != Role.PATIENT, Invitation.purpose == PURPOSE_NEW_ACCOUNT)
@@ -446,9 +445,10 @@ def staff():
         "accounts/staff.html",
         listed=listed,
         search_form=form,
+        search=form.search_text(),
         invitations=invitations,
         form=EmptyForm(),
-    ), (200 if valid else 400)
+    ), status
 
 
 @bp.route("/staff/invite", methods=["GET", "POST"])

@@ -265,7 +265,7 @@ def _panel_list(session: Session, member: User, *where, order_by) -> list[Incide
         .options(
             selectinload(Incident.conflicts),
             joinedload(Incident.therapist),
-            *(defer(column) for column in _NARRATIVES),
+            *(defer(column, raiseload=True) for column in _NARRATIVES),
         )
     ).all()
     return [incident for incident in found if access_of(member, incident) == Access.PANEL]

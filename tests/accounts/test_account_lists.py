@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
 
 from portal.accounts.account_lists import patient_list
 from portal.accounts.models import Invitation, User
@@ -132,7 +131,7 @@ def test_a_search_too_long_is_refused_plainly_and_the_list_still_shown(app, ther
     add_patients(app, account.id, "Bryn Jones")
     response = client.get("/account/patients?search=" + "a" * 255)
     assert response.status_code == 400
-    assert "Search for 254 characters or fewer" in response.text
+    assert "Your search must be 254 characters or fewer" in response.text
     assert 'href="#search"' in response.text  # the error summary links to the box
     assert "Bryn Jones" in response.text
 
@@ -168,13 +167,30 @@ def test_only_the_most_recent_invitations_are_listed_with_a_way_to_find_the_othe
     assert "Oldest Invite" in client.get("/account/patients?search=oldest").text
 
 
-def test_the_list_is_the_therapists_alone(app, users):
+def test_the_list_is_the_therapists_alone(app, users, therapist):
+    account, _client = therapist
+    add_patients(app, account.id, "Bryn Jones")
+    add_invitation(app, account.id, "Dylan Jones", dt.timedelta(hours=24))
+    other = create_account(app, Role.THERAPIST, email="other.therapist@example.org")
+    other_client = PortalClient(app)
+    other_client.login(other.email, other.password)
+    searched = other_client.get("/account/patients?search=jones").text
+    assert "Bryn Jones" not in searched and "Dylan Jones" not in searched
+    assert "None of your patients has a name or email address containing “jones”." in searched
     for role in (Role.PATIENT, Role.PANEL_MEMBER, Role.ADMINISTRATOR):
         client = PortalClient(app)
         client.login(users[role].email, users[role].password)
         assert client.get("/account/patients").status_code == 403, role
-    with app.app_context():
-        assert db.session.scalar(select(Invitation.id)) is None
+
+
+def test_an_expired_invitation_is_not_listed_once_that_person_has_an_account(app, therapist):
+    account, client = therapist
+    add_invitation(app, account.id, "Bryn Jones", -dt.timedelta(days=2))  # expired, not used
+    assert "Bryn Jones" in client.get("/account/patients").text
+    add_patients(app, account.id, "Bryn Jones")  # a later invitation was accepted
+    text = client.get("/account/patients").text
+    assert "Bryn Jones" in text  # among the patients
+    assert "No invitations are waiting." in text and "Expired" not in text
 
 
 @pytest.fixture
@@ -193,9 +209,9 @@ def test_the_administrator_sees_staff_by_default_and_patients_on_request(app, us
     assert f"{len(Role) - 1} accounts" in staff.text  # one per staff role
     patients = administrator.get("/account/staff?show=patient").text
     assert "Bryn Jones" in patients and users[Role.THERAPIST].email not in patients
-    assert "2 accounts" in patients  # the users fixture's patient and Bryn
+    assert ">2 accounts</caption>" in patients  # the users fixture's patient and Bryn
     everyone = administrator.get("/account/staff?show=everyone&search=JONES").text
-    assert "1 account" in everyone and "Bryn Jones" in everyone
+    assert ">1 account</caption>" in everyone and "Bryn Jones" in everyone
     assert 'href="/account/staff"' in everyone  # back to the default list
 
 

@@ -34,7 +34,7 @@ def test_a_therapist_pages_through_and_searches_their_patients(
     page.get_by_label("Search by name or email address").fill("x" * 255)
     portal_page.submit("Search")
     summary = page.locator(".nhsuk-error-summary")
-    assert "Search for 254 characters or fewer" in summary.inner_text()
+    assert "Your search must be 254 characters or fewer" in summary.inner_text()
     summary.get_by_role("link").click()
     assert page.evaluate("document.activeElement.id") == "search"
 
@@ -55,7 +55,7 @@ def test_an_administrator_finds_a_patients_account(portal_page, live_server):
     table = page.locator("table", has_text="Role").first
     assert "Dr Rhian Evans" in table.inner_text() and "Sam Taylor" not in table.inner_text()
 
-    page.get_by_label("Show").select_option(label="Patient")
+    page.get_by_label("Whose accounts to show").select_option(label="Patient")
     page.get_by_label("Search by name or email address").fill("taylor")
     portal_page.submit("Search")
     assert "1 account" in table.inner_text()

@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.schema import CreateIndex
 
 import portal.models  # noqa: F401 - all tables on the metadata
 from portal.cli.database import downgrade, upgrade
@@ -71,9 +72,13 @@ def test_migrations_match_the_models(app):
     assert differences == []
     for name, expression in EXPRESSION_INDEXES.items():
         assert expression.search(definitions[name]), definitions[name]
-        assert any(
-            index.name == name for table in Base.metadata.tables.values() for index in table.indexes
-        ), f"{name} is on a model"
+        on_model = [
+            str(CreateIndex(index).compile(dialect=connection.dialect))
+            for table in Base.metadata.tables.values()
+            for index in table.indexes
+            if index.name == name
+        ]
+        assert len(on_model) == 1 and expression.search(on_model[0]), on_model
 
 
 def test_migrations_downgrade_to_nothing_and_upgrade_again(app):
