@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, jsonify
@@ -44,7 +46,10 @@ def _database_reachable() -> bool:
     return True
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest migration this code ships. Read once per process: parsing every migration
+    file took 40 ms of each readiness check, and the files change only with a new release."""
     script = ScriptDirectory.from_config(alembic_config(db.engine))
     return script.get_current_head()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import functools
 import io
 import os
 import threading
@@ -93,9 +94,20 @@ def _generate_identity(key_path: Path, cert_path: Path, name: str) -> None:
 
 
 def load_signer() -> signers.SimpleSigner:
-    """The portal's key and certificate, ready to sign; ValueError when they cannot be read."""
+    """The portal's key and certificate, ready to sign; ValueError when they cannot be read
+    (OSError when they are not there)."""
     key_path, cert_path = signing_files()
-    signer = signers.SimpleSigner.load(str(key_path), str(cert_path))
+    return _signer(
+        str(key_path), str(cert_path), key_path.stat().st_mtime_ns, cert_path.stat().st_mtime_ns
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(key_path: str, cert_path: str, _key_mtime: int, _cert_mtime: int):
+    """Loaded once per process and file version: loading checks the RSA key's consistency,
+    about 130 ms, which every seal (and every readiness check) used to pay. Replacing either
+    file (a rotated key) changes its modification time and so loads it afresh."""
+    signer = signers.SimpleSigner.load(key_path, cert_path)
     if signer is None:
         raise ValueError("the signing key or certificate cannot be read")
     return signer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 
 import pytest
@@ -309,3 +310,23 @@ def test_a_withdrawal_while_the_record_is_prepared_is_not_overwritten(
         db.session.rollback()
         assert db.session.get(type(consent), consent.id).status == "withdrawn"
         assert db.session.scalars(select(Record)).all() == []
+
+
+def test_the_seal_key_is_loaded_once_and_again_when_its_files_are_replaced(make_app, sqlite_url):
+    """Loading the key costs about 130 ms, so it is kept; a rotated key must still be used."""
+    from portal.records.seal import _generate_identity, load_signer, signing_files
+
+    app = make_app(sqlite_url)
+    with app.app_context():
+        first = load_signer()
+        assert load_signer() is first  # kept, not loaded again
+        key_path, cert_path = signing_files()
+        before = first.signing_cert.serial_number
+        _generate_identity(key_path, cert_path, "Rotated Seal")
+        stamp = key_path.stat().st_mtime_ns + 1_000_000_000  # a later version of the files
+        os.utime(key_path, ns=(stamp, stamp))
+        os.utime(cert_path, ns=(stamp, stamp))
+        rotated = load_signer()
+        assert rotated is not first
+        assert rotated.signing_cert.serial_number != before
+        assert "Rotated Seal" in rotated.signing_cert.subject.human_friendly
