@@ -191,7 +191,7 @@ def _sign_demo_consents(
         consent = offer(session, therapist, patient, document)
         for position in range(len(consent.sections)):
             visit = open_section(session, consent, position)
-            leave_section(session, consent, visit.id, position, "next")
+            leave_section(session, consent, visit, position, "next")
         for question in consent.questions:
             answer(session, consent, question.key, question.answer)
         save_choices(

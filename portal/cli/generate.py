@@ -1136,7 +1136,7 @@ class Journey:
         return t
 
     def _seconds(self, words: int, pace: float) -> int:
-        from portal.consent.journey import MAX_SECTION_SECONDS
+        from portal.consent.reading_time import MAX_SECTION_SECONDS
 
         if self.rng.random() < 0.005:  # a page left open: the real code caps it
             return MAX_SECTION_SECONDS

@@ -18,11 +18,12 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from portal.consent.journey_models import SignatureMethod
+from portal.consent.reading_time import VISIT_TOKEN_MAX_LENGTH
 from portal.core.forms import PortalForm, date_from_parts
 
 
 class ReadingForm(PortalForm):
-    visit_id = IntegerField(validators=[Optional()])
+    visit = HiddenField(validators=[Optional(), Length(max=VISIT_TOKEN_MAX_LENGTH)])
     direction = HiddenField()
 
 

@@ -30,7 +30,6 @@ from portal.consent.journey_models import (
     ConsentStatus,
     OptionalChoice,
     PatientQuestion,
-    SectionVisit,
     Signature,
     SignatureMethod,
     SignerRole,
@@ -42,15 +41,14 @@ from portal.consent.models import (
     DocumentVersion,
     VersionStatus,
 )
+from portal.consent.reading_time import record_time_on_page, visit_token
 from portal.core import audit
 from portal.core.db import utcnow
 from portal.core.permissions import Role
-from portal.oversight import tallies
 
 if TYPE_CHECKING:
     from portal.records.services import PreparedRecord
 
-MAX_SECTION_SECONDS = 2 * 60 * 60  # a page left open overnight is not reading time
 MAX_SIGNATURE_BYTES = 300_000
 _PNG_DATA_URL = re.compile(r"^data:image/png;base64,([A-Za-z0-9+/=]+)$")
 
@@ -142,16 +140,19 @@ def _section_query() -> Select:
     )
 
 
-def open_section(session: Session, consent: Consent, position: int) -> SectionVisit:
-    """Show a section: the first opening starts the cooling-off clock."""
+def open_section(session: Session, consent: Consent, position: int) -> str:
+    """Show a section: the first opening starts the cooling-off clock. Returns the visit token
+    for the page's form (see portal.consent.reading_time): after the first opening, showing a
+    section writes nothing."""
     _require_open(consent)
     keys = reading_plan(session, consent)
     if not 0 <= position < len(keys):
         raise JourneyError(_("That section does not exist"))
     if position > consent.reading_position and consent.reading_completed_at is None:
         raise JourneyError(_("Please read the sections in order"))
+    now = utcnow()
     if consent.opened_at is None:
-        consent.opened_at = utcnow()
+        consent.opened_at = now
         consent.status = ConsentStatus.IN_PROGRESS.value
         audit.record(
             session,
@@ -161,21 +162,16 @@ def open_section(session: Session, consent: Consent, position: int) -> SectionVi
             object_id=consent.id,
             after={"status": consent.status},
         )
-    visit = SectionVisit(consent_id=consent.id, section_key=keys[position])
-    session.add(visit)
-    session.flush()
-    return visit
+        session.flush()
+    return visit_token(consent, keys[position], now)
 
 
 def leave_section(
-    session: Session, consent: Consent, visit_id: int | None, position: int, direction: str
+    session: Session, consent: Consent, token: str | None, position: int, direction: str
 ) -> int:
     """Record the time on the page and move on; returns the next position (or -1 when done)."""
     _require_open(consent)
-    visit = session.get(SectionVisit, visit_id) if visit_id else None
-    if visit is not None and visit.consent_id == consent.id and visit.seconds is None:
-        visit.seconds = min(int((utcnow() - visit.opened_at).total_seconds()), MAX_SECTION_SECONDS)
-        tallies.count_reading(session, consent.version_id, visit.section_key, visit.seconds)
+    record_time_on_page(session, consent, token)
     last = len(consent.sections) - 1
     if direction == "back":
         return max(position - 1, 0)

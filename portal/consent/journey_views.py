@@ -84,7 +84,7 @@ def read(consent_id: int, position: int):
             abort(400)
         try:
             following = journey.leave_section(
-                db.session, consent, form.visit_id.data, position, form.direction.data
+                db.session, consent, form.visit.data, position, form.direction.data
             )
         except journey.JourneyError as exc:
             flash(str(exc), "error")
@@ -118,14 +118,14 @@ def read(consent_id: int, position: int):
     except journey.JourneyError as exc:
         flash(str(exc), "info")
         return redirect(_next_step(consent))
-    begin_reading(db.session)  # the visit is stored; the page itself only reads
+    begin_reading(db.session)  # a first opening is stored; the page itself only reads
     return render_template(
         "consent/read.html",
         consent=consent,
         section=section,
         position=position,
         total=section_count,
-        form=ReadingForm(visit_id=visit.id),
+        form=ReadingForm(visit=visit),
         ask_form=AskQuestionForm(section=section.key),
     )
 

@@ -30,7 +30,7 @@ def give_v1_0_consent(app) -> int:
         consent = session.scalars(select(Consent).where(Consent.patient_id == patient.id)).one()
         for position in range(len(consent.sections)):
             visit = journey.open_section(session, consent, position)
-            journey.leave_section(session, consent, visit.id, position, "next")
+            journey.leave_section(session, consent, visit, position, "next")
         for question in consent.questions:
             answer(session, consent, question.key, question.answer)
         journey.save_choices(

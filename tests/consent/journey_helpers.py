@@ -89,9 +89,9 @@ def set_up_journey(make_app, url, tmp_path, locale: str = "en_GB") -> Journey:
 def read_everything(client: PortalClient, consent_id: int, sections: int = 4) -> None:
     for position in range(sections):
         page = client.get(f"/consent/{consent_id}/read/{position}?note=seen").text
-        visit = re.search(r'name="visit_id" value="(\d+)"', page)[1]
+        visit = re.search(r'name="visit" value="([^"]+)"', page)[1]
         response = client.post(
-            f"/consent/{consent_id}/read/{position}", {"visit_id": visit, "direction": "next"}
+            f"/consent/{consent_id}/read/{position}", {"visit": visit, "direction": "next"}
         )
         assert response.status_code == 302
 

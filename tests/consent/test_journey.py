@@ -208,13 +208,88 @@ def test_reading_resumes_where_the_patient_left_off(journey):
     page = patient.get(f"/consent/{journey.consent_id}/read/0").text
     import re
 
-    visit = re.search(r'name="visit_id" value="(\d+)"', page)[1]
-    patient.post(f"/consent/{journey.consent_id}/read/0", {"visit_id": visit, "direction": "next"})
+    visit = re.search(r'name="visit" value="([^"]+)"', page)[1]
+    patient.post(f"/consent/{journey.consent_id}/read/0", {"visit": visit, "direction": "next"})
     elsewhere = journey.patient_client()  # another device
     response = elsewhere.get(f"/consent/{journey.consent_id}")
     assert response.headers["Location"] == f"/consent/{journey.consent_id}/read/1"
     # A section ahead of where they are cannot be skipped to.
     assert elsewhere.get(f"/consent/{journey.consent_id}/read/3").status_code == 302
+
+
+def _reading_rows(app) -> tuple[int, int, int]:
+    """Visits stored, visits tallied and audit events: what showing a section could write."""
+    from portal.oversight.models import SectionTally
+
+    with app.app_context():
+        return (
+            db.session.scalar(select(func.count(SectionVisit.id))),
+            db.session.scalar(select(func.coalesce(func.sum(SectionTally.visits), 0))),
+            db.session.scalar(select(func.count(AuditEvent.seq))),
+        )
+
+
+def _visit_token(page: str) -> str:
+    import re
+
+    return re.search(r'name="visit" value="([^"]+)"', page)[1]
+
+
+def test_showing_a_section_writes_nothing_once_the_consent_is_open(journey):
+    patient = journey.patient_client()
+    url = f"/consent/{journey.consent_id}/read/0"
+    patient.get(url)  # the first opening: consent.opened is written
+    before = _reading_rows(journey.app)
+    for _ in range(3):
+        assert patient.get(url).status_code == 200
+    assert _reading_rows(journey.app) == before
+    with journey.app.app_context():
+        assert journey.consent().opened_at is not None
+
+
+def test_time_on_a_section_is_recorded_once_when_the_patient_leaves_it(journey):
+    patient = journey.patient_client()
+    url = f"/consent/{journey.consent_id}/read/0"
+    token = _visit_token(patient.get(url).text)
+    visits, tallied, _events = _reading_rows(journey.app)
+    assert patient.post(url, {"visit": token, "direction": "next"}).status_code == 302
+    assert _reading_rows(journey.app)[:2] == (visits + 1, tallied + 1)
+    from portal.consent.journey import reading_plan
+
+    with journey.app.app_context():
+        visit = db.session.scalars(select(SectionVisit).order_by(SectionVisit.id.desc())).first()
+        assert visit.consent_id == journey.consent_id
+        assert visit.section_key == reading_plan(db.session, journey.consent())[0]
+        assert 0 <= visit.seconds < 60
+    # The same form sent again (Back in the browser, then Next) is not a second visit.
+    assert patient.post(url, {"visit": token, "direction": "next"}).status_code == 302
+    assert _reading_rows(journey.app)[:2] == (visits + 1, tallied + 1)
+
+
+def test_a_visit_token_that_is_not_this_consents_counts_nothing(journey):
+    patient = journey.patient_client()
+    url = f"/consent/{journey.consent_id}/read/0"
+    token = _visit_token(patient.get(url).text)
+    before = _reading_rows(journey.app)[:2]
+    payload, signature = token.rsplit(".", 1)
+    forged = f"{payload}.{signature[::-1]}"
+    with journey.app.test_request_context():
+        from itsdangerous import URLSafeSerializer
+
+        other_consent = URLSafeSerializer(
+            journey.app.secret_key, salt="portal.consent.section-visit"
+        ).dumps([journey.consent_id + 1, "risks", "2026-01-01T00:00:00+00:00"])
+        unsalted = URLSafeSerializer(journey.app.secret_key).dumps(
+            [journey.consent_id, "risks", "2026-01-01T00:00:00+00:00"]
+        )
+    for bad in (forged, other_consent, unsalted, "not-a-token", ""):
+        # The patient still moves on: the time is only analytics.
+        response = patient.post(url, {"visit": bad, "direction": "back"})
+        assert response.status_code == 302
+    assert _reading_rows(journey.app)[:2] == before
+    # Longer than any token the portal makes: refused plainly, and nothing recorded.
+    assert patient.post(url, {"visit": "x" * 201, "direction": "next"}).status_code == 400
+    assert _reading_rows(journey.app)[:2] == before
 
 
 def test_a_question_for_the_study_team_reaches_the_therapist(journey):

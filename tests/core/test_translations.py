@@ -119,12 +119,12 @@ def test_wtforms_own_messages_are_in_the_readers_language(app):
     from flask_babel import force_locale
     from werkzeug.datastructures import MultiDict
 
-    from portal.consent.forms import ReadingForm
+    from portal.consent.forms import OfferForm
 
     def error_for(text: str) -> str:
-        form = ReadingForm(formdata=MultiDict({"visit_id": text}), meta={"csrf": False})
+        form = OfferForm(formdata=MultiDict({"document_id": text}), meta={"csrf": False})
         assert not form.validate()
-        return form.visit_id.errors[0]
+        return form.document_id.errors[0]
 
     with app.test_request_context("/", headers={"Accept-Language": "en-GB"}):
         assert error_for("abc") == "Not a valid integer value."

@@ -40,11 +40,11 @@ def test_a_patient_journey_across_two_servers(two_servers):
         reader, mover = (a, b) if position % 2 == 0 else (b, a)
         status, page = patient.get(f"{reader}/consent/{consent}/read/{position}?note=seen")
         assert status == 200
-        visit = re.search(r'name="visit_id" value="(\d+)"', page)[1]
+        visit = re.search(r'name="visit" value="([^"]+)"', page)[1]
         status, _ = patient.post(
             f"{mover}/consent/{consent}/read/{position}",
             f"{reader}/consent/",
-            {"visit_id": visit, "direction": "next"},
+            {"visit": visit, "direction": "next"},
         )
         assert status == 302
     status, _ = patient.post(f"{a}/comprehension/{consent}", f"{b}/consent/", {"choice": "a"})

@@ -25,7 +25,7 @@ FIXTURE_CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 # Field names the portal's forms use, and some they do not.
 FIELD_NAMES = [
     "scope", "item", "data_option", "reason", "password", "typed_name", "method", "signature",
-    "attest", "choice", "visit_id", "direction", "question", "section", "therapist", "category",
+    "attest", "choice", "visit", "direction", "question", "section", "therapist", "category",
     "day", "month", "year", "session_kind", "what_happened", "others_involved", "feels_safe",
     "anonymous", "severity", "hold", "note", "member_id", "text", "recording_reference",
     "response", "outcome", "reasons", "channel", "attested", "discussed", "identity_checked",
