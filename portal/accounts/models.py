@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 from sqlalchemy import (
     BigInteger,
@@ -15,13 +16,28 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validates
 
 from portal.core.db import Base, UTCDateTime, utcnow
 from portal.core.permissions import ALL_ROLES, Role
 
 _ROLE_LIST = ", ".join(f"'{role.value}'" for role in sorted(ALL_ROLES))
 LOCALES = ("en_GB", "cy")
+NAME_KEY_LENGTH = 400  # folding can lengthen a name: "ß" becomes "ss"
+
+
+def name_key(name: str) -> str:
+    """A name as lists sort and search it, with case and accents folded: Siân, SIAN and sian
+    are alike, and Élise sorts among the Es. Stored beside the name, because SQLite's lower()
+    and LIKE fold ASCII letters only, and so that both databases sort alike."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return folded[:NAME_KEY_LENGTH]
+
+
+def _keep_name_key(record, _field: str, name: str) -> str:
+    record.name_key = name_key(name)
+    return name
 
 
 class AccountError(Exception):
@@ -40,6 +56,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(NAME_KEY_LENGTH))  # set with the name
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(8), default="en_GB")
@@ -57,6 +74,8 @@ class User(Base):
     panel_membership: Mapped[str | None] = mapped_column(String(8))
 
     invited_by: Mapped[User | None] = relationship(remote_side=[id])
+
+    _name_key = validates("full_name")(_keep_name_key)
 
     __table_args__ = (
         CheckConstraint(f"role IN ({_ROLE_LIST})", name="role_known"),
@@ -118,7 +137,7 @@ def normalise_email(email: str) -> str:
 
 # Lists of accounts by role and then A to Z (portal.accounts.account_lists) are read in this
 # index's order, so that a page deep among 100,000 patients is not a sort of all of them.
-Index("ix_user_account_role_name", User.role, func.lower(User.full_name), User.id)
+Index("ix_user_account_role_name", User.role, User.name_key, User.id)
 
 
 class UserSession(Base):
@@ -178,6 +197,7 @@ class Invitation(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(254), index=True)
     full_name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(NAME_KEY_LENGTH))  # set with the name
     role: Mapped[str] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(16), default=PURPOSE_NEW_ACCOUNT)
     invited_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
@@ -189,6 +209,8 @@ class Invitation(Base):
 
     invited_by: Mapped[User] = relationship(foreign_keys=[invited_by_id])
     user: Mapped[User | None] = relationship(foreign_keys=[user_id])
+
+    _name_key = validates("full_name")(_keep_name_key)
 
     __table_args__ = (
         CheckConstraint(f"role IN ({_ROLE_LIST})", name="role_known"),

@@ -29,7 +29,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import Date, Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from portal.accounts.models import Invitation, User
+from portal.accounts.models import Invitation, User, name_key
 from portal.comprehension.models import ComprehensionAttempt, TeachBack
 from portal.consent.journey import PARTICIPANT_MEANING, PERSON_TAKING_CONSENT_MEANING
 from portal.consent.journey_models import (
@@ -787,6 +787,7 @@ class Generator:
             "id": person_id,
             "email": email,
             "full_name": name,
+            "name_key": name_key(name),
             "role": role.value,
             "password_hash": self.password_hash,
             "locale": locale,
@@ -912,6 +913,7 @@ class Generator:
                 "token_hash": f"{self.rng.getrandbits(256):064x}",
                 "email": email,
                 "full_name": plan.name,
+                "name_key": name_key(plan.name),
                 "role": Role.PATIENT.value,
                 "purpose": "new_account",
                 "invited_by_id": plan.therapist.id,

@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from portal.accounts.account_lists import patient_list
+from portal.accounts.account_lists import account_list, patient_list
 from portal.accounts.models import Invitation, User
 from portal.core.db import utcnow
 from portal.core.paging import NoSuchPage
@@ -117,6 +117,40 @@ def test_a_search_finds_names_and_email_addresses_whatever_their_case(app, thera
     assert "None of your patients has a name or email address containing “zzz”." in nothing
     assert "No invitations match “zzz”." in nothing
     assert client.get("/account/patients?search=jones&page=3").status_code == 404
+
+
+def test_names_sort_and_match_whatever_their_accents(app, therapist):
+    """Welsh names among them: SQLite's own lower() and LIKE fold ASCII letters only, so the
+    lists sort and search a folded copy of each name, alike on both databases."""
+    account, client = therapist
+    for email, name in (
+        ("sian@example.org", "Siân Ŵyn"),
+        ("zac@example.org", "Zac Price"),
+        ("elise@example.org", "Élise Roberts"),
+        ("dafydd@example.org", "dafydd Rhys"),
+    ):
+        patient = create_account(app, Role.PATIENT, email=email, full_name=name)
+        with app.app_context():
+            db.session.get(User, patient.id).invited_by_id = account.id
+            db.session.commit()
+    add_invitation(app, account.id, "Ffion Hâf", dt.timedelta(hours=24))
+    with app.app_context():
+        listed = patient_list(db.session, account.id)
+        assert [patient.full_name for patient in listed.patients.accounts] == [
+            "dafydd Rhys",
+            "Élise Roberts",  # among the Es, not after z
+            "Siân Ŵyn",
+            "Zac Price",
+        ]
+        for search in ("SIÂN", "sian", "ŵyn", "WYN"):
+            found = patient_list(db.session, account.id, search=search).patients.accounts
+            assert [patient.full_name for patient in found] == ["Siân Ŵyn"], search
+        found = account_list(db.session, (Role.PATIENT,), search="ELISE").accounts
+        assert [patient.full_name for patient in found] == ["Élise Roberts"]
+    page = client.get("/account/patients?search=HAF").text
+    assert "Ffion Hâf" in page and "None of your patients" in page
+    page = client.get("/account/patients?search=SI%C3%82N").text
+    assert "1 patient matches “SIÂN”" in page and "Siân Ŵyn" in page and "Zac Price" not in page
 
 
 def test_wildcards_in_a_search_are_matched_as_themselves(app, therapist):
