@@ -23,7 +23,7 @@ from portal.consent.journey_models import Consent, ConsentStatus, SignatureMetho
 from portal.consent.models import ConsentDocument
 from portal.consent.team_overview import team_overview
 from portal.consent.views import bp
-from portal.core.db import begin_reading, reads_only
+from portal.core.db import begin_reading, reads_only, start_reading
 from portal.core.faults import fault_point
 from portal.core.forms import safe_next_url
 from portal.core.paging import NoSuchPage, requested_page
@@ -77,57 +77,75 @@ def resume(consent_id: int):
 @bp.route("/<int:consent_id>/read/<int:position>", methods=["GET", "POST"])
 @roles_required(Role.PATIENT)
 def read(consent_id: int, position: int):
-    consent = own_consent_or_404(consent_id)
     if request.method == "POST":
-        form = ReadingForm()
-        if not form.validate_on_submit() or form.direction.data not in {"next", "back"}:
-            abort(400)
-        try:
-            following = journey.leave_section(
-                db.session, consent, form.visit.data, position, form.direction.data
-            )
-        except journey.JourneyError as exc:
-            flash(str(exc), "error")
-            return redirect(url_for("consent.home"))
-        db.session.commit()
-        if following < 0:
-            flash(
-                _(
-                    "You have read every section. Next, a few questions to check the main "
-                    "points are clear."
-                ),
-                "success",
-            )
-            return redirect(_next_step(consent))
-        return redirect(url_for("consent.read", consent_id=consent.id, position=following))
-    plan = journey.reading_plan(db.session, consent)
+        return _leave_section(consent_id, position)
+    return _show_section(consent_id, position)
+
+
+def _show_section(consent_id: int, position: int):
+    """A section page only reads (no write lock for other workers to wait on), except the
+    consent's first opening, which is written in a transaction of its own."""
+    session = db.session
+    if not session.in_transaction():
+        start_reading(session)
+    consent = own_consent_or_404(consent_id)
+    plan = journey.reading_plan(session, consent)
     if not 0 <= position < len(plan):
         abort(404)
-    section_count = len(plan)
-    section = journey.section_to_read(db.session, consent, plan[position])
+    section = journey.section_to_read(session, consent, plan[position])
     if section.content_note and request.args.get("note") != "seen":
         return render_template(
             "consent/content_note.html",
             consent=consent,
             section=section,
             position=position,
-            total=section_count,
+            total=len(plan),
         )
+    first_opening = consent.opened_at is None
+    if first_opening:
+        session.commit()
+        session.refresh(consent)  # decided on the row as it is in the writing transaction
     try:
-        visit = journey.open_section(db.session, consent, position)
+        visit = journey.open_section(session, consent, position)
     except journey.JourneyError as exc:
         flash(str(exc), "info")
         return redirect(_next_step(consent))
-    begin_reading(db.session)  # a first opening is stored; the page itself only reads
+    if first_opening:
+        begin_reading(session)  # the opening is stored; the page itself only reads
     return render_template(
         "consent/read.html",
         consent=consent,
         section=section,
         position=position,
-        total=section_count,
+        total=len(plan),
         form=ReadingForm(visit=visit),
         ask_form=AskQuestionForm(section=section.key),
     )
+
+
+def _leave_section(consent_id: int, position: int):
+    consent = own_consent_or_404(consent_id)
+    form = ReadingForm()
+    if not form.validate_on_submit() or form.direction.data not in {"next", "back"}:
+        abort(400)
+    try:
+        following = journey.leave_section(
+            db.session, consent, form.visit.data, position, form.direction.data
+        )
+    except journey.JourneyError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("consent.home"))
+    db.session.commit()
+    if following < 0:
+        flash(
+            _(
+                "You have read every section. Next, a few questions to check the main "
+                "points are clear."
+            ),
+            "success",
+        )
+        return redirect(_next_step(consent))
+    return redirect(url_for("consent.read", consent_id=consent.id, position=following))
 
 
 @bp.route("/<int:consent_id>/changes")

@@ -411,21 +411,24 @@ def test_staff_reads_of_a_patients_answers_are_audited(journey):
 
 def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp_path):
     """While another connection holds SQLite's write lock, the therapist's dashboard, the
-    patient's home page and inbox (views declared reads_only) and a page that reads nothing of
-    its own (the change-password form, whose menu still asks the database) answer at once: the
-    sign-in is checked, and the page read, without asking for the lock that every writer
-    queues for."""
+    patient's home page and inbox (views declared reads_only), a section the patient has
+    opened before, and a page that reads nothing of its own (the change-password form, whose
+    menu still asks the database) answer at once: the sign-in is checked, and the page read,
+    without asking for the lock that every writer queues for."""
     import sqlite3
     import time
 
     journey = set_up_journey(make_app, sqlite_url, tmp_path)
     therapist = journey.therapist_client()
     patient = journey.patient_client()
+    section_url = f"/consent/{journey.consent_id}/read/0?note=seen"
+    assert patient.get(section_url).status_code == 200  # the first opening is written
     database = journey.app.config["DATABASE_URL"].removeprefix("sqlite:///")
     writer = sqlite3.connect(database, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
     try:
         began = time.perf_counter()
+        section = patient.get(section_url)
         team = therapist.get("/consent/team")
         form = therapist.get("/account/password")
         home = patient.get("/consent/")
@@ -439,5 +442,6 @@ def test_pages_that_only_read_do_not_wait_for_a_writer(make_app, sqlite_url, tmp
     assert form.status_code == 200
     assert "Notifications" in form.text  # the menu was read
     assert home.status_code == 200 and inbox.status_code == 200
+    assert section.status_code == 200 and 'name="visit"' in section.text
     assert "Continue" in home.text or "Start" in home.text  # their consent is offered
     assert waited < 4
