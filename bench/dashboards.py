@@ -96,6 +96,14 @@ def _samples(database: Path) -> dict[str, str]:
                 " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
             ),
             "accounts": one("SELECT COUNT(*) FROM user_account"),
+            # A search's matches, for its last page: a surname, and a single letter (most).
+            "jones": one(
+                "SELECT COUNT(*) FROM user_account"
+                " WHERE name_key LIKE '%jones%' OR email LIKE '%jones%'"
+            ),
+            "letter": one(
+                "SELECT COUNT(*) FROM user_account WHERE name_key LIKE '%a%' OR email LIKE '%a%'"
+            ),
             "therapist_patients": one(
                 "SELECT COUNT(*) FROM user_account WHERE role = 'patient' AND invited_by_id ="
                 " (SELECT id FROM user_account WHERE email = 'therapist@example.org')"
@@ -152,16 +160,25 @@ def therapist_pages(sample: dict[str, str]) -> dict[str, str]:
 
 
 def administrator_pages(sample: dict[str, str]) -> dict[str, str]:
-    """The administrator's list of accounts: staff (the default), and everyone's last page."""
+    """The administrator's list of accounts: staff (the default), everyone's last page, and a
+    search of everyone: its first page and the last page of a surname and of a single letter
+    (the deepest offset of the broadest search)."""
     from portal.accounts.account_lists import ACCOUNTS_PER_PAGE
 
-    accounts = int(sample["accounts"])
-    last = max(1, math.ceil(accounts / ACCOUNTS_PER_PAGE))
-    everyone = f"administrator's accounts ({accounts:,})"
+    def last(count: str) -> int:
+        return max(1, math.ceil(int(count) / ACCOUNTS_PER_PAGE))
+
+    accounts = f"administrator's accounts ({int(sample['accounts']):,})"
+    everyone = f"{accounts}: everyone"
+    search = "/account/staff?show=everyone&search="
     return {
-        f"{everyone}: staff": "/account/staff",
-        f"{everyone}: everyone, last page": f"/account/staff?show=everyone&page={last}",
-        f"{everyone}: everyone, search by surname": "/account/staff?show=everyone&search=jones",
+        f"{accounts}: staff": "/account/staff",
+        f"{everyone}, last page": f"/account/staff?show=everyone&page={last(sample['accounts'])}",
+        f"{everyone}, search by surname": f"{search}jones",
+        f"{everyone}, search by surname, last page": f"{search}jones&page={last(sample['jones'])}",
+        f"{everyone}, search for one letter, last page": (
+            f"{search}a&page={last(sample['letter'])}"
+        ),
     }
 
 

@@ -82,34 +82,31 @@ def account_list(
 ) -> AccountPage:
     """One page of the accounts with these roles (everyone's for None), by role and then A to
     Z, narrowed to names and email addresses containing `search`; NoSuchPage past the last
-    page.
-
-    Patients outnumber staff by thousands to one. A search among patients (or everyone) reads
-    every one of them, and SQLite would read them through the role index, a row lookup each,
-    four times slower than reading the table; so there the role is compared and ordered as
-    `role || ''`, which no index answers. Staff are few: the index finds them."""
-    role = User.role
-    if search and (roles is None or Role.PATIENT in roles):
-        role = _unindexed_role(session)
-    wanted = [] if roles is None else [role.in_(roles)]
-    return _account_page(session, wanted, page, search, order=[role])
+    page. The index of accounts by role, name_key, id and email answers all of it, the search
+    included, without reading the table (see _account_page)."""
+    wanted = [] if roles is None else [User.role.in_(roles)]
+    return _account_page(session, wanted, page, search, order=[User.role])
 
 
 def _account_page(
     session: Session, wanted: list, page: int, search: str, order: list | None = None
 ) -> AccountPage:
+    """The page's ids are picked first and only those accounts read whole: a deep page of a
+    broad search otherwise read and sorted every matching row in full (1.7 s for page 1,500 of
+    a search for "a" among 100,064 accounts on SQLite)."""
     if search:
         wanted = [*wanted, _matches(session, User.name_key, User.email, search)]
-    total = session.scalar(select(func.count()).select_from(User).where(*wanted))
+    total = session.scalar(select(func.count(User.id)).where(*wanted))
     pages = page_count(page, total, ACCOUNTS_PER_PAGE)
-    accounts = session.scalars(
-        select(User)
+    ordering = [*(order or []), User.name_key, User.id]  # A to Z, whatever the case or accents
+    on_page = (
+        select(User.id)
         .where(*wanted)
-        # then A to Z, whatever the case or accents
-        .order_by(*(order or []), User.name_key, User.id)
+        .order_by(*ordering)
         .limit(ACCOUNTS_PER_PAGE)
         .offset((page - 1) * ACCOUNTS_PER_PAGE)
-    ).all()
+    )
+    accounts = session.scalars(select(User).where(User.id.in_(on_page)).order_by(*ordering)).all()
     return AccountPage(accounts=accounts, page=page, pages=pages, total=total)
 
 

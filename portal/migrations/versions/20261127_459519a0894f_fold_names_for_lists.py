@@ -3,7 +3,8 @@
 Lists sort and search accounts and invitations by name whatever the case and accents. SQLite's
 lower() and LIKE fold ASCII letters only (a search for SIÂN missed Siân, and Élise sorted after
 z), so the folded name is stored beside the name (portal.accounts.models.name_key), and the
-index of accounts by role and name uses it instead of lower(full_name).
+index of accounts by role and name uses it instead of lower(full_name). The index holds the
+email address too, so that a search of every account, and its count, read the index alone.
 
 The column is added NOT NULL with an empty default, then filled; PostgreSQL then drops the
 default. SQLite cannot drop a default without rebuilding a table that every other table refers
@@ -45,7 +46,10 @@ def upgrade():
             op.alter_column(table, "name_key", server_default=None)
     op.drop_index("ix_user_account_role_name", table_name="user_account")
     op.create_index(
-        "ix_user_account_role_name", "user_account", ["role", "name_key", "id"], unique=False
+        "ix_user_account_role_name",
+        "user_account",
+        ["role", "name_key", "id", "email"],
+        unique=False,
     )
 
 
