@@ -82,8 +82,8 @@ def account_list(
 ) -> AccountPage:
     """One page of the accounts with these roles (everyone's for None), by role and then A to
     Z, narrowed to names and email addresses containing `search`; NoSuchPage past the last
-    page. The index of accounts by role, name_key, id and email answers all of it, the search
-    included, without reading the table (see _account_page)."""
+    page. The index of accounts by role, name_key, id and email finds the page's accounts and
+    counts the matches, a search included, without reading the table (see _account_page)."""
     wanted = [] if roles is None else [User.role.in_(roles)]
     return _account_page(session, wanted, page, search, order=[User.role])
 

@@ -24,15 +24,23 @@ from portal.core.permissions import ALL_ROLES, Role
 _ROLE_LIST = ", ".join(f"'{role.value}'" for role in sorted(ALL_ROLES))
 LOCALES = ("en_GB", "cy")
 NAME_KEY_LENGTH = 400  # folding can lengthen a name: "ß" becomes "ss"
+# Letters that Unicode does not decompose into a plain letter and an accent.
+_UNDECOMPOSED = str.maketrans(
+    {**dict(zip("łøđðħ\u0131", "loddhi", strict=True)), "æ": "ae", "œ": "oe", "þ": "th"}
+)
+# Compared byte by byte on PostgreSQL too, as on SQLite: a locale's collation would ignore the
+# spaces and hyphens in names and put them in another order.
+NameKey = String(NAME_KEY_LENGTH).with_variant(String(NAME_KEY_LENGTH, collation="C"), "postgresql")
 
 
 def name_key(name: str) -> str:
     """A name as lists sort and search it, with case and accents folded: Siân, SIAN and sian
     are alike, and Élise sorts among the Es. Stored beside the name, because SQLite's lower()
-    and LIKE fold ASCII letters only, and so that both databases sort alike."""
+    and LIKE fold ASCII letters only, and so that both databases sort alike. (Letter by letter:
+    Welsh alphabetical order, where "ll" and "dd" are letters, is not attempted.)"""
     decomposed = unicodedata.normalize("NFKD", name.casefold())
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return folded[:NAME_KEY_LENGTH]
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return folded.translate(_UNDECOMPOSED).casefold()[:NAME_KEY_LENGTH]
 
 
 def _keep_name_key(record, _field: str, name: str) -> str:
@@ -56,7 +64,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(String(NAME_KEY_LENGTH))  # set with the name
+    name_key: Mapped[str] = mapped_column(NameKey)  # set with the name
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(8), default="en_GB")
@@ -198,7 +206,7 @@ class Invitation(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(254), index=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(String(NAME_KEY_LENGTH))  # set with the name
+    name_key: Mapped[str] = mapped_column(NameKey)  # set with the name
     role: Mapped[str] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(16), default=PURPOSE_NEW_ACCOUNT)
     invited_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)

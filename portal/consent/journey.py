@@ -144,12 +144,7 @@ def open_section(session: Session, consent: Consent, position: int) -> str:
     """Show a section: the first opening starts the cooling-off clock. Returns the visit token
     for the page's form (see portal.consent.reading_time): after the first opening, showing a
     section writes nothing."""
-    _require_open(consent)
-    keys = reading_plan(session, consent)
-    if not 0 <= position < len(keys):
-        raise JourneyError(_("That section does not exist"))
-    if position > consent.reading_position and consent.reading_completed_at is None:
-        raise JourneyError(_("Please read the sections in order"))
+    keys = _reachable_sections(session, consent, position)
     now = utcnow()
     if consent.opened_at is None:
         consent.opened_at = now
@@ -166,11 +161,27 @@ def open_section(session: Session, consent: Consent, position: int) -> str:
     return visit_token(consent, keys[position], now)
 
 
+def _reachable_sections(session: Session, consent: Consent, position: int) -> list[str]:
+    """The reading plan, when the section at `position` may be read now: sections come in
+    order until every one has been read once."""
+    _require_open(consent)
+    keys = reading_plan(session, consent)
+    if not 0 <= position < len(keys):
+        raise JourneyError(_("That section does not exist"))
+    if position > consent.reading_position and consent.reading_completed_at is None:
+        raise JourneyError(_("Please read the sections in order"))
+    return keys
+
+
 def leave_section(
     session: Session, consent: Consent, token: str | None, position: int, direction: str
 ) -> int:
-    """Record the time on the page and move on; returns the next position (or -1 when done)."""
-    _require_open(consent)
+    """Record the time on the page and move on; returns the next position (or -1 when done).
+    Only a section already opened can be left: otherwise a form sent to the last section's
+    address would mark every section read."""
+    _reachable_sections(session, consent, position)
+    if consent.opened_at is None:
+        raise JourneyError(_("Please read the sections in order"))
     record_time_on_page(session, consent, token)
     last = len(consent.sections) - 1
     if direction == "back":

@@ -104,7 +104,9 @@ def _show_section(consent_id: int, position: int):
     first_opening = consent.opened_at is None
     if first_opening:
         session.commit()
-        session.refresh(consent)  # decided on the row as it is in the writing transaction
+        # Decided on the row as it is in the writing transaction, locked on PostgreSQL, so two
+        # tabs opening it at once write one opening (SQLite's BEGIN IMMEDIATE already does).
+        session.refresh(consent, with_for_update=True)
     try:
         visit = journey.open_section(session, consent, position)
     except journey.JourneyError as exc:
@@ -125,6 +127,9 @@ def _show_section(consent_id: int, position: int):
 
 def _leave_section(consent_id: int, position: int):
     consent = own_consent_or_404(consent_id)
+    # One leaving at a time per consent on PostgreSQL too, so a form sent twice at once is
+    # counted once (SQLite's BEGIN IMMEDIATE already takes turns).
+    db.session.refresh(consent, with_for_update=True)
     form = ReadingForm()
     if not form.validate_on_submit() or form.direction.data not in {"next", "back"}:
         abort(400)

@@ -1,10 +1,10 @@
 """Time spent on each section, for the panel's reading analytics (never shown to patients).
 
-Opening a section writes nothing: the page's form carries a signed visit token (which consent,
-which section, when it was opened), and the time is recorded when the patient leaves the page
-with Next or Back. So reading or re-reading a page is a safe GET, costing no row, no write lock
-and no fsync, and a page opened but never left, which the analytics never counted, leaves no
-half-written row behind.
+Once the consent is open, showing a section writes nothing: the page's form carries a signed
+visit token (which consent, which section, when it was opened), and the time is recorded when
+the patient leaves the page with Next or Back. So reading or re-reading a page is a safe GET,
+costing no row, no write lock and no fsync, and a page opened but never left, which the
+analytics never counted, leaves no half-written row behind.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,9 @@ def visit_token(consent: Consent, section_key: str, opened_at: dt.datetime) -> s
 
 def record_time_on_page(session: Session, consent: Consent, token: str | None) -> None:
     """Store one visit for the token: a form sent twice (a double click, the browser's Back
-    button then Next again) is counted once, and a token that does not verify or names
-    another consent counts nothing, as a visit id that did not exist did before."""
+    button then Next again) is counted once, the caller holding the consent's row, and a token
+    that does not verify or names another consent counts nothing, as a visit id that did not
+    exist did before."""
     opened = _opened_section(consent, token)
     if opened is None:
         return
@@ -67,7 +68,7 @@ def _opened_section(consent: Consent, token: str | None) -> tuple[str, dt.dateti
     try:
         consent_id, section_key, opened = _signer().loads(token)
         opened_at = dt.datetime.fromisoformat(opened)
-    except (BadSignature, ValueError, TypeError):
+    except (BadData, ValueError, TypeError):
         return None
     if consent_id != consent.id or opened_at.tzinfo is None:
         return None

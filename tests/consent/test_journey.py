@@ -266,6 +266,25 @@ def test_time_on_a_section_is_recorded_once_when_the_patient_leaves_it(journey):
     assert _reading_rows(journey.app)[:2] == (visits + 1, tallied + 1)
 
 
+def test_only_a_section_already_opened_can_be_left(journey):
+    """Sending the last section's form first would otherwise mark every section read."""
+    patient = journey.patient_client()
+    last = f"/consent/{journey.consent_id}/read/3"
+    refused = patient.post(last, {"direction": "next"})  # the consent was never opened
+    assert refused.status_code == 302 and refused.headers["Location"] == "/consent/"
+    assert "Please read the sections in order" in patient.get("/consent/").text
+    assert patient.get(f"/consent/{journey.consent_id}/read/0?note=seen").status_code == 200
+    refused = patient.post(last, {"direction": "next"})  # opened, but sections 1-3 unread
+    assert refused.status_code == 302 and refused.headers["Location"] == "/consent/"
+    assert "Please read the sections in order" in patient.get("/consent/").text
+    patient.post(f"/consent/{journey.consent_id}/read/9", {"direction": "next"})
+    assert "That section does not exist" in patient.get("/consent/").text
+    with journey.app.app_context():
+        consent = journey.consent()
+        assert consent.reading_completed_at is None and consent.reading_position == 0
+    assert "consent.reading_completed" not in actions(journey.app)
+
+
 def test_a_visit_token_that_is_not_this_consents_counts_nothing(journey):
     patient = journey.patient_client()
     url = f"/consent/{journey.consent_id}/read/0"

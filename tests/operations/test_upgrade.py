@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, String, column, table
+from sqlalchemy import Boolean, String, column, select, table
 
+from portal.accounts.models import User
 from portal.accounts.passwords import hash_password
 from portal.cli.database import upgrade
 from portal.core import audit
@@ -55,6 +56,9 @@ def test_a_first_release_database_upgrades_to_head_and_still_verifies(make_app, 
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert app.test_client().get("/readyz").status_code == 200
+    with app.app_context():  # filled in by the migration that added it
+        early = db.session.scalar(select(User).where(User.email == "early@example.org"))
+        assert early.name_key == "early patient"
     client = PortalClient(app)
     client.login("early@example.org", PASSWORD)
     assert client.get("/consent/").status_code == 200

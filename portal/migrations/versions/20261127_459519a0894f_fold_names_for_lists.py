@@ -2,7 +2,8 @@
 
 Lists sort and search accounts and invitations by name whatever the case and accents. SQLite's
 lower() and LIKE fold ASCII letters only (a search for SIÂN missed Siân, and Élise sorted after
-z), so the folded name is stored beside the name (portal.accounts.models.name_key), and the
+z), so the folded name is stored beside the name (portal.accounts.models.name_key; compared
+byte by byte, collation "C", on PostgreSQL), and the
 index of accounts by role and name uses it instead of lower(full_name). The index holds the
 email address too, so that a search of every account, and its count, read the index alone.
 
@@ -19,7 +20,7 @@ Create Date: 2026-11-27 15:10:00
 import sqlalchemy as sa
 from alembic import op
 
-from portal.accounts.models import NAME_KEY_LENGTH, name_key
+from portal.accounts.models import NameKey, name_key
 
 revision = "459519a0894f"
 down_revision = "a7d3c5e1f920"
@@ -34,7 +35,7 @@ def upgrade():
     for table in TABLES:
         op.add_column(
             table,
-            sa.Column("name_key", sa.String(NAME_KEY_LENGTH), nullable=False, server_default=""),
+            sa.Column("name_key", NameKey, nullable=False, server_default=""),
         )
         names = bind.execute(sa.text(f"SELECT id, full_name FROM {table}")).all()  # noqa: S608
         if names:
@@ -62,4 +63,6 @@ def downgrade():
         unique=False,
     )
     for table in TABLES:
-        op.drop_column(table, "name_key")  # SQLite 3.35+ drops a column in place
+        # In place (SQLite 3.35 or later): rebuilding user_account, which every other table
+        # refers to, is not worth a downgrade.
+        op.drop_column(table, "name_key")
