@@ -9,9 +9,11 @@ from portal.consent.journey_models import Consent
 from portal.extensions import db
 
 
-def own_consent_or_404(consent_id: int) -> Consent:
-    """The signed-in patient's own consent; anyone else's is simply not found."""
-    consent = db.session.get(Consent, consent_id)
+def own_consent_or_404(consent_id: int, *, lock: bool = False) -> Consent:
+    """The signed-in patient's own consent; anyone else's is simply not found. With `lock`,
+    its row is locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already lets one writer in at a time)."""
+    consent = db.session.get(Consent, consent_id, with_for_update=lock or None)
     if consent is None or consent.patient_id != current_user.id:
         abort(404)
     return consent

@@ -126,10 +126,8 @@ def _show_section(consent_id: int, position: int):
 
 
 def _leave_section(consent_id: int, position: int):
-    consent = own_consent_or_404(consent_id)
-    # One leaving at a time per consent on PostgreSQL too, so a form sent twice at once is
-    # counted once (SQLite's BEGIN IMMEDIATE already takes turns).
-    db.session.refresh(consent, with_for_update=True)
+    # One leaving at a time per consent, so a form sent twice at once is counted once.
+    consent = own_consent_or_404(consent_id, lock=True)
     form = ReadingForm()
     if not form.validate_on_submit() or form.direction.data not in {"next", "back"}:
         abort(400)
